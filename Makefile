@@ -1,0 +1,62 @@
+# Two commands do all set-up on a fresh clone:  `make demo`  and  `make test`.
+# Both create or refresh .venv/ and install pocketvision into it.
+#
+# torch is installed first and pinned (TORCH_SPEC); the rest of the install runs under a
+# constraint file that holds torch at the installed version, so no other requirement can
+# swap it for a different (multi-GB CUDA) build. Elsewhere, pick your own build, e.g.
+#   make test TORCH_SPEC="torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu"
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+TORCH_SPEC ?= torch==2.13.0
+EXTRAS ?= dev,export,web
+comma := ,
+STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
+PYTEST_ARGS ?=
+
+.PHONY: venv data demo test lint typecheck pytest bench models-table clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet $(TORCH_SPEC)
+	$(PY) -c "import torch; print('torch==' + torch.__version__.split('+')[0])" > $(VENV)/constraints.txt
+	PIP_CONSTRAINT=$(CURDIR)/$(VENV)/constraints.txt $(PY) -m pip install --quiet -e ".[$(EXTRAS)]"
+	touch $@
+
+# Fashion-MNIST from Debian's dataset-fashion-mnist package, when apt is there and the files are not.
+FMNIST_DEB := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
+data:
+	@if [ ! -e $(FMNIST_DEB) ] && [ -z "$$POCKETVISION_DATA" ] && command -v apt-get >/dev/null; then \
+	  echo "Installing Fashion-MNIST from Debian (dataset-fashion-mnist)"; \
+	  { apt-get install -y -qq dataset-fashion-mnist >/dev/null 2>&1 || \
+	    { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq dataset-fashion-mnist >/dev/null 2>&1; }; } || \
+	  echo "Could not install dataset-fashion-mnist; Fashion-MNIST steps fall back or skip (see README)"; \
+	fi
+
+demo: venv data
+	$(VENV)/bin/pocketvision demo
+
+lint: venv
+	$(VENV)/bin/ruff check src tests benchmarks scripts
+	$(VENV)/bin/ruff format --check src tests benchmarks scripts
+
+typecheck: venv
+	$(VENV)/bin/mypy
+
+pytest: venv data
+	$(PY) -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
+
+test: lint typecheck pytest
+
+bench: venv data
+	$(PY) benchmarks/run_all.py
+
+models-table: venv
+	$(PY) scripts/gen_model_table.py --write README.md
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,8 @@
+"""User-facing errors: the CLI prints them as one line and exits with code 2."""
+
+
+class PocketvisionError(Exception):
+    """A problem with the user's input (a file, a name, an argument), not a bug.
+
+    The message names the thing and what to do about it, on one line.
+    """

@@ -1,0 +1,25 @@
+"""The architecture zoo: importing this package registers every family."""
+
+from pocketvision.models import (
+    lenet,
+    mobilenet_v1,
+    mobilenet_v2,
+    nasnet,
+    resnet,
+    senet,
+    shufflenet_v1,
+    squeezenet,
+    vgg,
+)
+
+__all__ = [
+    "lenet",
+    "mobilenet_v1",
+    "mobilenet_v2",
+    "nasnet",
+    "resnet",
+    "senet",
+    "shufflenet_v1",
+    "squeezenet",
+    "vgg",
+]

@@ -1,0 +1,1 @@
+"""NumPy-only fundamentals (being written). Never imports torch."""
