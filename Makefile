@@ -56,7 +56,7 @@ bench: venv data
 	$(PY) benchmarks/run_all.py
 
 models-table: venv
-	$(PY) scripts/gen_model_table.py --write README.md
+	$(PY) scripts/gen_model_table.py README.md --write
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -77,3 +77,37 @@ def test_cli_unknown_model_is_one_line_exit_2(capsys: pytest.CaptureFixture[str]
     with pytest.raises(SystemExit) as exc:
         main(["no-such-command"])
     assert exc.value.code == 2
+
+
+def test_readme_model_table_is_current() -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(root / "scripts" / "gen_model_table.py"),
+            str(root / "README.md"),
+            "--check",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_python_dash_m_and_console_script() -> None:
+    import shutil
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-m", "pocketvision", "--version"], capture_output=True, text=True
+    )
+    assert out.returncode == 0 and out.stdout.startswith("pocketvision ")
+    script = shutil.which(
+        "pocketvision", path=str(__import__("pathlib").Path(sys.executable).parent)
+    )
+    assert script is not None
