@@ -1,0 +1,172 @@
+"""Measurements that need no runtime but PyTorch: activation memory, bytes on disk, matmul peak,
+timing statistics, process memory.
+"""
+
+from __future__ import annotations
+
+import platform
+import resource
+import statistics
+import sys
+import tempfile
+import time
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import save_file
+from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
+
+
+class _LiveBytes(TorchDispatchMode):
+    """Tracks the bytes of every tensor storage created during a forward pass while it lives."""
+
+    def __init__(self, ignore: set[int]) -> None:
+        super().__init__()
+        self.live = 0
+        self.peak = 0
+        self._ignore = ignore  # storages of weights and the input (views of them cost nothing)
+        self._seen: set[int] = set()
+
+    def _release(self, key: int, nbytes: int) -> None:
+        self.live -= nbytes
+        self._seen.discard(key)
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        out = func(*args, **(kwargs or {}))
+        for t in tree_flatten(out)[0]:
+            if not isinstance(t, torch.Tensor):
+                continue
+            storage = t.untyped_storage()
+            key = storage.data_ptr()
+            if key in self._seen or key in self._ignore or storage.nbytes() == 0:
+                continue
+            self._seen.add(key)
+            self.live += storage.nbytes()
+            self.peak = max(self.peak, self.live)
+            weakref.finalize(storage, self._release, key, storage.nbytes())
+        return out
+
+
+def activation_peak_bytes(model: nn.Module, x: torch.Tensor) -> int:
+    """Peak bytes of intermediate tensors alive at once during one eager inference pass.
+
+    Weights and the input are not counted; every storage an op creates is counted from its
+    creation until Python frees it, so in-place ops and views cost nothing extra.
+    """
+    owned = [*model.parameters(), *model.buffers(), x]
+    tracker = _LiveBytes({t.untyped_storage().data_ptr() for t in owned})
+    with torch.no_grad(), tracker:
+        model(x)
+    return tracker.peak
+
+
+def _int8_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    # Weight-only int8 with one fp32 scale per output channel, as mobile converters store it.
+    state: dict[str, torch.Tensor] = {}
+    for name, t in model.state_dict().items():
+        t = t.detach().cpu()
+        if name.endswith("weight") and t.ndim >= 2 and t.is_floating_point():
+            scale = t.abs().amax(dim=tuple(range(1, t.ndim)), keepdim=True).clamp_min(1e-12) / 127
+            state[name] = torch.round(t / scale).to(torch.int8).contiguous()
+            state[name + ".scale"] = scale.flatten().float().contiguous()
+        else:
+            state[name] = t.contiguous()
+    return state
+
+
+def file_sizes(model: nn.Module) -> dict[str, int]:
+    """Bytes of the weights written to disk (safetensors) at fp32, fp16 and weight-only int8."""
+    states = {
+        "fp32": {k: v.detach().cpu().float().contiguous() for k, v in model.state_dict().items()},
+        "fp16": {k: v.detach().cpu().half().contiguous() for k, v in model.state_dict().items()},
+        "int8": _int8_state(model),
+    }
+    sizes = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for precision, state in states.items():
+            path = Path(tmp) / f"{precision}.safetensors"
+            save_file(state, str(path))
+            sizes[precision] = path.stat().st_size
+    return sizes
+
+
+def matmul_peak_gflops(threads: int, size: int = 1024, repeats: int = 10) -> float:
+    """The machine's measured fp32 matmul rate (GFLOP/s) with ``threads`` threads: best of runs."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        a = torch.randn(size, size)
+        b = torch.randn(size, size)
+        torch.mm(a, b)  # warm-up
+        best = float("inf")
+        for _ in range(repeats):
+            start = time.perf_counter()
+            torch.mm(a, b)
+            best = min(best, time.perf_counter() - start)
+        return 2 * size**3 / best / 1e9
+    finally:
+        torch.set_num_threads(previous)
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Latency statistics of one runtime at one batch size, in milliseconds."""
+
+    median_ms: float
+    p90_ms: float
+    min_ms: float
+    runs: int
+
+
+def time_calls(fn: Callable[[], object], runs: int = 30, warmup: int = 5) -> Timing:
+    """Median and p90 over ``runs`` timed calls after ``warmup`` untimed ones."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - start) * 1e3)
+    times.sort()
+    p90 = times[min(len(times) - 1, round(0.9 * (len(times) - 1)))]
+    return Timing(statistics.median(times), p90, times[0], runs)
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far, in MiB."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10
+
+
+def machine_info() -> dict[str, Any]:
+    """What a benchmark result needs to be read correctly later."""
+    import numpy
+
+    info: dict[str, Any] = {
+        "machine": platform.machine(),
+        "processor": platform.processor() or _cpu_model(),
+        "system": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": numpy.__version__,
+        "cpu_count": torch.get_num_threads(),
+    }
+    if torch.cuda.is_available():
+        info["cuda_device"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return ""
