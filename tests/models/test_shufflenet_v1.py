@@ -104,11 +104,21 @@ def test_quarter_width_matches_table_2() -> None:
     assert _agrees(macs, 13e6, 1e6)
 
 
-def test_se_shufflenet_matches_senet_table_3() -> None:
-    # Hu et al. 2018, Table 3: SE-ShuffleNet 1x (g=3) "2.4M" (truncated), 142M MACs.
+def test_se_layer_sits_on_every_branch() -> None:
+    # SE (r = 16) on each unit's branch: out - in channels at stride 2, out at stride 1.
+    stem, stages = shufflenet_v1_stages(3, 1.0)
+    branches, in_chs = [], stem
+    for stage in stages:
+        branches += [stage.c - in_chs] + [stage.c] * (stage.n - 1)
+        in_chs = stage.c
+    se_weights = sum(2 * c * (c // 16) for c in branches)
+    se_biases = sum(c + c // 16 for c in branches)
+    base_params, base_macs = _counts(3, 1.0)
     params, macs = _counts(3, 1.0, se_layer=SqueezeExcite)
+    assert params == base_params + se_weights + se_biases
+    assert macs == base_macs + se_weights  # the SE FCs run on a 1x1 map
+    # ARCHITECTURES.md: a faithful SE-ShuffleNet 1x (g=3) lands near 2.48M (SENet's "2.4M")
     assert round(params / 1e6, 2) == 2.48
-    assert macs == pytest.approx(142e6, rel=0.03)
 
 
 def test_channel_shuffle_matches_a_hand_made_permutation() -> None:
