@@ -15,10 +15,10 @@ Table 3 adds SE to two mobile nets: 1.0 MobileNet-224 (SE after every depthwise 
 block's pointwise BN+ReLU) and ShuffleNet 1x (g = 3) (SE on each unit's branch after its
 last BN, before the add or concat). The table truncates parameters (4.7M, 2.4M); a faithful
 build has 4,718,044 and 2,484,533, which is what we record. Its MACs (572M, 142M) count
-more than conv + linear layers: each SE also costs one operation per element for its pool
-and one for its rescale. Our conv + linear counts give the SE blocks 0.48M and 0.61M MACs;
-adding the per-element pool and rescale (2.71M, 1.60M) gives the increments Table 3 shows
-over the base nets (+3M for MobileNet, 569M -> 572M; +2M for ShuffleNet, 140M -> 142M).
+more than conv + linear layers: each SE's rescale also costs one multiply per element. Our
+conv + linear counts give the SE blocks 0.48M and 0.61M MACs; adding one multiply per
+rescaled element (2.71M, 1.60M) gives the increments Table 3 shows over the base nets
+(+3M for MobileNet, 569M -> 572M; +2M for ShuffleNet, 140M -> 142M).
 SE-MobileNet is recorded at the paper's 572M (our count, 569.2M, is 0.5% below). For
 SE-ShuffleNet the paper's base is also off: Table 3 takes ShuffleNet's 140M from Table 8 of
 Zhang et al., whose own Table 1 gives 137M for the same network; our count is 137.5M. So
@@ -98,8 +98,8 @@ def se_mobilenet_v1_100(
 ) -> MobileNetV1:
     """SE-MobileNet: 4,718,044 params (Table 3 truncates to 4.7M), 572M MACs, top-1 74.7.
 
-    Our conv + linear count is 569.2M; the paper's +3M over MobileNet includes the SE pool
-    and rescale (see the module docstring).
+    Our conv + linear count is 569.2M; the paper's +3M over MobileNet includes the SE
+    rescale's per-element multiplies (see the module docstring).
     """
     return MobileNetV1(
         num_classes=num_classes,
@@ -137,9 +137,9 @@ def se_shufflenet_v1_g3_100(
 ) -> ShuffleNetV1:
     """SE-ShuffleNet 1x (g = 3): 2,484,533 params (Table 3 truncates to 2.4M), top-1 69.0.
 
-    MACs: Table 3 prints 142M, counting the SE pool and rescale and starting from a 140M base
-    that Zhang et al.'s Table 1 puts at 137M; on the conv + linear basis that is 139M, which
-    we record (our count is 138.1M; see the module docstring).
+    MACs: Table 3 prints 142M, counting the SE rescale's multiplies and starting from a 140M
+    base (Zhang et al., Table 8) that Zhang et al.'s Table 1 puts at 137M; on the conv +
+    linear basis that is 139M, which we record (our count is 138.1M; see the module docstring).
     """
     return ShuffleNetV1(
         3,
