@@ -1,0 +1,95 @@
+"""Training state on disk: last.pt for --resume, and --init weights for transfer learning.
+
+last.pt holds only tensors, numbers, strings, lists and dicts, so it loads with
+``torch.load(weights_only=True)``, which cannot execute code from the file. It is written
+through a temp file and a rename, so a kill -9 at any moment leaves the previous one intact.
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file
+from torch import nn
+
+from pocketvision.errors import PocketvisionError
+from pocketvision.rundir import BEST, write_atomic
+
+LAST = "checkpoints/last.pt"
+
+
+def save_state(path: Path, state: dict[str, Any]) -> None:
+    """Write a training-state dict atomically."""
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    write_atomic(path, buffer.getvalue())
+
+
+def _torch_load(path: Path) -> Any:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise PocketvisionError(f"{path}: corrupt or unsafe checkpoint ({first[:160]})") from None
+
+
+def load_state(path: Path) -> dict[str, Any]:
+    """Read last.pt; a one-line error when it is corrupt or not ours."""
+    state = _torch_load(path)
+    if not isinstance(state, dict) or "model" not in state or "config" not in state:
+        raise PocketvisionError(f"{path}: not a pocketvision training checkpoint")
+    return state
+
+
+def read_weights(path_str: str) -> tuple[Path, dict[str, torch.Tensor]]:
+    """A state dict from a run folder, a .safetensors file, last.pt, or a torch state dict."""
+    path = Path(path_str).expanduser()
+    if path.is_dir():
+        path = path / BEST
+    if not path.is_file():
+        raise PocketvisionError(
+            f"{path_str}: no such checkpoint; give a run folder, a .safetensors or a .pt file"
+        )
+    if path.suffix == ".safetensors":
+        try:
+            state: Any = load_file(str(path))
+        except (SafetensorError, OSError, ValueError) as err:
+            raise PocketvisionError(f"{path}: corrupt checkpoint ({err})") from None
+    else:
+        state = _torch_load(path)
+        for key in ("model", "state_dict", "model_state_dict"):
+            if isinstance(state, dict) and isinstance(state.get(key), dict):
+                state = state[key]
+                break
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise PocketvisionError(f"{path}: not a state dict of tensors")
+    # DDP and torch.compile prefixes
+    return path, {k.removeprefix("module.").removeprefix("_orig_mod."): v for k, v in state.items()}
+
+
+def load_init(model: nn.Module, path_str: str, model_name: str) -> tuple[int, list[str]]:
+    """Load matching weights from a checkpoint; skip tensors whose shape differs (the head).
+
+    Returns:
+        (number of tensors loaded, names skipped).
+
+    Raises:
+        PocketvisionError: Corrupt file, or fewer than half of the model's tensors fit (a
+            checkpoint of another model).
+    """
+    path, state = read_weights(path_str)
+    own = model.state_dict()
+    fits = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    if len(fits) < len(own) / 2:
+        raise PocketvisionError(
+            f"{path}: checkpoint does not fit {model_name} (only {len(fits)} of {len(own)} "
+            "tensors match); is it a checkpoint of another model or width?"
+        )
+    model.load_state_dict(fits, strict=False)
+    return len(fits), sorted(set(own) - set(fits))

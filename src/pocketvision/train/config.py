@@ -1,0 +1,160 @@
+"""TrainConfig: every knob of a training run, one field per ``pocketvision train`` flag.
+
+Fields left as None are resolved from the data and the model (:func:`resolve`), and the
+resolved config is what a run records in config.json and what --resume reads back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+from pocketvision.errors import PocketvisionError
+
+# The default model, chosen by measurement (docs/readme/train.md: time-to-accuracy on
+# Fashion-MNIST on 2 CPU cores).
+DEFAULT_MODEL = "mobilenet_v2_050"
+
+OPTIMIZERS = ("sgd", "adamw")
+SCHEDULES = ("onecycle", "cosine")
+AUGMENTS = ("none", "light", "standard", "strong")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+@dataclass
+class TrainConfig:
+    # --- data ---
+    # folder per class, CSV manifest, IDX folder, "fashion-mnist", "digits"
+    data: str = "fashion-mnist"
+    # share of each class held out for validation when the data has no val split
+    val_fraction: float = 0.1
+    # use at most this many training images (stratified); quick runs
+    train_limit: int | None = None
+    # square input side; None: 28 Fashion-MNIST/IDX, 32 digits, 64 photos
+    img_size: int | None = None
+    # 1 grayscale or 3 RGB; None: 1 for Fashion-MNIST/IDX/digits, else 3
+    in_chans: int | None = None
+    # image decoding threads; None: CPU count
+    workers: int | None = None
+    # --- model ---
+    # a registered name (`pocketvision models`)
+    model: str = DEFAULT_MODEL
+    # channel multiplier; None keeps the name's own
+    width_mult: float | None = None
+    # adapt the stem to 28-64 px inputs; None: img_size <= 64
+    small_input: bool | None = None
+    # --- optimisation ---
+    # passes over the training split
+    epochs: int = 10
+    # images per optimiser step, summed over all processes
+    batch_size: int = 128
+    # peak learning rate; None: 0.1 * batch/128 for SGD, 2e-3 for AdamW
+    lr: float | None = None
+    # "sgd" (Nesterov momentum) or "adamw"
+    optimizer: str = "sgd"
+    # SGD momentum
+    momentum: float = 0.9
+    # L2 weight decay; None: 5e-4 SGD, 0.05 AdamW; never on norms or biases
+    weight_decay: float | None = None
+    # "onecycle" (warm up then cosine) or "cosine" (linear warmup)
+    schedule: str = "onecycle"
+    # warmup length for cosine (onecycle warms up for 25% of steps)
+    warmup_epochs: float = 1.0
+    # target smoothing (Szegedy et al. 2016)
+    label_smoothing: float = 0.1
+    # clip the gradient norm to this; 0 turns clipping off
+    grad_clip: float = 5.0
+    # preset: none, light, standard, strong (data/augment.py)
+    augment: str = "standard"
+    # allow horizontal flips; None: yes except for digits
+    hflip: bool | None = None
+    # evaluate and save an exponential moving average of the weights
+    ema: bool = False
+    # EMA decay per step (warmed up over the first steps)
+    ema_decay: float = 0.999
+    # stop after this many epochs without a better val accuracy; 0: never
+    patience: int = 0
+    # --- transfer learning ---
+    # start from these weights (run dir, .safetensors, .pt state dict)
+    init: str | None = None
+    # train only the classifier head (linear probe)
+    freeze_backbone: bool = False
+    # with --init and no freezing, backbone lr = lr * this
+    backbone_lr_scale: float = 0.1
+    # --- run ---
+    # run directory; None: runs/MODEL-DATA (numbered if taken)
+    out: str | None = None
+    # continue the run in --out from checkpoints/last.pt
+    resume: bool = False
+    # seeds the split, initialisation, shuffling and augmentation
+    seed: int = 0
+    # auto (cuda, then mps, then cpu), cpu, cuda, mps
+    device: str = "auto"
+    # mixed precision (bf16, else fp16); None: on for cuda
+    amp: bool | None = None
+    # NHWC memory format; None: on for cuda
+    channels_last: bool | None = None
+    # torch CPU threads; None: torch's default
+    threads: int | None = None
+    # images per evaluation batch
+    eval_batch_size: int = 512
+    # also write last.pt mid-epoch after this many seconds
+    checkpoint_seconds: float = 60.0
+    # also write last.pt every this many steps; 0: off
+    checkpoint_steps: int = 0
+    # no progress bar or per-epoch lines
+    quiet: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def validate(config: TrainConfig) -> None:
+    """Raise a one-line PocketvisionError for any value out of range."""
+    checks = [
+        (config.optimizer in OPTIMIZERS, f"--optimizer must be one of {', '.join(OPTIMIZERS)}"),
+        (config.schedule in SCHEDULES, f"--schedule must be one of {', '.join(SCHEDULES)}"),
+        (config.augment in AUGMENTS, f"--augment must be one of {', '.join(AUGMENTS)}"),
+        (config.device in DEVICES, f"--device must be one of {', '.join(DEVICES)}"),
+        (config.epochs >= 1, "--epochs must be >= 1"),
+        (config.batch_size >= 1, "--batch-size must be >= 1"),
+        (config.lr is None or config.lr > 0, "--lr must be > 0"),
+        (0 <= config.label_smoothing < 1, "--label-smoothing must be in [0, 1)"),
+        (0 < config.val_fraction < 1, "--val-fraction must be in (0, 1)"),
+        (config.img_size is None or config.img_size >= 8, "--img-size must be >= 8"),
+        (config.in_chans in (None, 1, 3), "--in-chans must be 1 or 3"),
+        (0 < config.ema_decay < 1, "--ema-decay must be in (0, 1)"),
+        (config.patience >= 0, "--patience must be >= 0"),
+        (config.train_limit is None or config.train_limit >= 2, "--train-limit must be >= 2"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise PocketvisionError(message)
+
+
+def resolve(config: TrainConfig) -> TrainConfig:
+    """Fill every None that depends on data, model or device with its concrete value."""
+    from pocketvision.data import default_image_size
+
+    chans, size = default_image_size(config.data)
+    img_size = config.img_size or size
+    lr = config.lr
+    if lr is None:
+        lr = 0.1 * config.batch_size / 128 if config.optimizer == "sgd" else 2e-3
+    wd = config.weight_decay
+    if wd is None:
+        wd = 5e-4 if config.optimizer == "sgd" else 0.05
+    return replace(
+        config,
+        img_size=img_size,
+        in_chans=config.in_chans or chans,
+        small_input=img_size <= 64 if config.small_input is None else config.small_input,
+        lr=lr,
+        weight_decay=wd,
+        hflip=config.data != "digits" if config.hflip is None else config.hflip,
+    )

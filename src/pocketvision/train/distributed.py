@@ -1,0 +1,76 @@
+"""torchrun support: one process per device, DistributedDataParallel, only rank 0 writes.
+
+``torchrun --nproc_per_node=N -m pocketvision train ...`` sets RANK, WORLD_SIZE and
+LOCAL_RANK; we join the process group (gloo on CPU, NCCL on CUDA) and split every epoch's
+shuffled indexes with DistributedSampler. Without those variables everything is one process.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+from pocketvision.errors import PocketvisionError
+
+
+@dataclass(frozen=True)
+class Dist:
+    """This process's place in the job."""
+
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def pick_device(name: str, local_rank: int = 0) -> torch.device:
+    """Resolve auto/cpu/cuda/mps to an available device, with a one-line error otherwise."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            name = "cuda"
+        elif torch.backends.mps.is_available():
+            name = "mps"
+        else:
+            name = "cpu"
+    if name == "cuda":
+        if not torch.cuda.is_available():
+            raise PocketvisionError("--device cuda: no CUDA device; use --device cpu or auto")
+        return torch.device("cuda", local_rank % torch.cuda.device_count())
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise PocketvisionError("--device mps: MPS is not available; use --device cpu or auto")
+    return torch.device(name)
+
+
+def setup(device: torch.device) -> Dist:
+    """Join the process group when launched by torchrun; a no-op otherwise."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return Dist()
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return Dist(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def barrier(d: Dist) -> None:
+    if d.world > 1:
+        dist.barrier()
+
+
+def all_sum(values: list[float], d: Dist) -> list[float]:
+    """Sum numbers over processes (loss sums, counts)."""
+    if d.world <= 1:
+        return values
+    t = torch.tensor(values, dtype=torch.float64)
+    dist.all_reduce(t)
+    return t.tolist()
+
+
+def teardown(d: Dist) -> None:
+    if d.world > 1 and dist.is_initialized():
+        dist.destroy_process_group()

@@ -1,0 +1,509 @@
+"""train(config): data in, a complete run directory out.
+
+The whole data set sits on the device as uint8; a step gathers a batch by index, augments it
+as one tensor, and takes an optimiser step. Every random choice of step s of epoch e comes
+from a generator seeded by (seed, e, s, rank), so a run resumed from a checkpoint taken at
+any step replays exactly the batches the uninterrupted run would have seen.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, cast
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DistributedSampler
+
+from pocketvision.data import DataSplits, ImageSet, load_data, stratified_subset
+from pocketvision.data.augment import PRESETS, augment_batch, mix_batch, random_erase
+from pocketvision.errors import PocketvisionError
+from pocketvision.rundir import (
+    BEST,
+    ModelSpec,
+    Preprocessing,
+    save_weights,
+    write_atomic,
+    write_json,
+    write_run_files,
+)
+from pocketvision.train import distributed
+from pocketvision.train.checkpoint import LAST, load_init, load_state, save_state
+from pocketvision.train.config import TrainConfig, resolve, validate
+from pocketvision.train.optim import EMA, build_optimizer, lr_factor, param_groups
+from pocketvision.train.progress import Progress
+from pocketvision.train.record import environment, metrics_csv, print_summary
+
+
+@dataclass
+class State:
+    """Everything about the run's position that last.pt must restore."""
+
+    epoch: int = 0  # completed epochs
+    step: int = 0  # completed steps of the current epoch
+    global_step: int = 0
+    best_val_accuracy: float = -1.0
+    best_epoch: int = 0
+    bad_epochs: int = 0  # epochs since the best one (early stopping)
+    elapsed: float = 0.0  # training seconds over all sessions
+    history: list[dict[str, float]] = field(default_factory=list)
+    sums: dict[str, float] = field(default_factory=dict)  # running sums of the current epoch
+
+
+def _step_seed(seed: int, epoch: int, step: int, rank: int) -> int:
+    return (seed * 1_000_003 + epoch * 10_007 + step) * 64 + rank
+
+
+def _out_dir(config: TrainConfig) -> Path:
+    if config.out:
+        return Path(config.out).expanduser()
+    name = Path(config.data).name if config.data not in ("digits", "fashion-mnist") else config.data
+    base = Path("runs") / f"{config.model}-{name}"
+    out, i = base, 2
+    while (out / "model.json").exists():
+        out, i = Path(f"{base}-{i}"), i + 1
+    return out
+
+
+def _normalizer(prep: Preprocessing, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    mean = torch.tensor(prep.mean, device=device).view(1, -1, 1, 1)
+    std = torch.tensor(prep.std, device=device).view(1, -1, 1, 1)
+    return mean, std
+
+
+def _mean_std(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and std of uint8 images scaled to [0, 1] (on up to 20,000 images)."""
+    x = images[:: max(1, len(images) // 20_000)].float().div_(255)
+    mean = x.mean(dim=(0, 2, 3))
+    std = x.std(dim=(0, 2, 3)).clamp(min=1e-3)
+    return tuple(round(float(v), 4) for v in mean), tuple(round(float(v), 4) for v in std)
+
+
+@torch.no_grad()
+def evaluate_set(
+    model: nn.Module,
+    images: ImageSet,
+    prep: Preprocessing,
+    device: torch.device,
+    batch_size: int = 512,
+    channels_last: bool = False,
+    amp_dtype: torch.dtype | None = None,
+) -> tuple[float, float]:
+    """(mean cross-entropy, accuracy) of ``model`` on an ImageSet."""
+    was_training = model.training
+    model.eval()
+    mean, std = _normalizer(prep, device)
+    loss_sum, correct = 0.0, 0
+    for start in range(0, len(images), batch_size):
+        x = images.images[start : start + batch_size].to(device, non_blocking=True)
+        y = images.labels[start : start + batch_size].to(device, non_blocking=True)
+        x = (x.float().div_(255) - mean) / std
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with _autocast(device, amp_dtype):
+            logits = model(x).float()
+        loss_sum += float(F.cross_entropy(logits, y, reduction="sum"))
+        correct += int((logits.argmax(1) == y).sum())
+    model.train(was_training)
+    n = max(1, len(images))
+    return loss_sum / n, correct / n
+
+
+def _autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=dtype)
+
+
+def _load_splits(config: TrainConfig, d: distributed.Dist) -> tuple[DataSplits, Preprocessing]:
+    assert config.in_chans is not None and config.img_size is not None
+    size = (config.in_chans, config.img_size, config.img_size)
+    prep = Preprocessing(size, (0.5,) * config.in_chans, (0.5,) * config.in_chans)
+    splits = load_data(
+        config.data,
+        prep,
+        val_fraction=config.val_fraction,
+        seed=config.seed,
+        workers=config.workers,
+    )
+    if config.train_limit:
+        splits.train = stratified_subset(splits.train, config.train_limit, config.seed)
+    mean, std = _mean_std(splits.train.images)
+    return splits, replace(prep, mean=mean, std=std)
+
+
+def _build_model(config: TrainConfig, num_classes: int) -> tuple[ModelSpec, nn.Module, set[int]]:
+    kwargs: dict[str, Any] = {
+        "num_classes": num_classes,
+        "in_chans": config.in_chans,
+        "small_input": config.small_input,
+    }
+    if config.width_mult is not None:
+        kwargs["width_mult"] = config.width_mult
+    spec = ModelSpec(config.model, kwargs)
+    try:
+        model = spec.build()
+    except TypeError as err:
+        raise PocketvisionError(f"--model {config.model}: {err}") from None
+    except ValueError as err:
+        raise PocketvisionError(f"--model {config.model}: {err}") from None
+    # The head is whatever reset_classifier rebuilds: the one interface every family has.
+    before = {id(p) for p in model.parameters()}
+    model.reset_classifier(num_classes)  # type: ignore[operator]
+    head = {id(p) for p in model.parameters()} - before
+    return spec, model, head
+
+
+def _prepare_run_dir(out: Path, config: TrainConfig, d: distributed.Dist) -> dict[str, Any] | None:
+    """Return the last.pt state when resuming; refuse to overwrite another run."""
+    last = out / LAST
+    if config.resume:
+        if last.exists():
+            return load_state(last)
+        return None  # killed before its first checkpoint: start over in the same folder
+    if (out / "model.json").exists() and config.out:
+        raise PocketvisionError(
+            f"{out}: already holds a run; pass --resume to continue it or choose another --out"
+        )
+    return None
+
+
+def _batches(
+    sampler: DistributedSampler, per_rank: int, start: int
+) -> Iterator[tuple[int, torch.Tensor]]:
+    order = torch.tensor(list(iter(sampler)), dtype=torch.int64)
+    steps = _steps(len(order), per_rank)
+    for step in range(start, steps):
+        yield step, order[step * per_rank : (step + 1) * per_rank]
+
+
+def _steps(n: int, per_rank: int) -> int:
+    # drop the last partial batch (a batch of 1 breaks batch norm), but always take one step
+    return max(1, n // per_rank)
+
+
+def train(config: TrainConfig) -> dict[str, Any]:
+    """Train a model and write a complete run directory; return the summary.
+
+    Args:
+        config: The run's settings (see :class:`TrainConfig`).
+
+    Returns:
+        The summary dict also written to summary.json.
+
+    Raises:
+        PocketvisionError: Bad data, unknown model, corrupt --init or --resume checkpoint.
+    """
+    validate(config)
+    device_pre = distributed.pick_device(config.device)
+    d = distributed.setup(device_pre)
+    device = distributed.pick_device(config.device, d.local_rank)
+    try:
+        return _train(config, d, device)
+    finally:
+        distributed.teardown(d)
+
+
+def _train(config: TrainConfig, d: distributed.Dist, device: torch.device) -> dict[str, Any]:
+    out = _out_dir(config)
+    resumed = _prepare_run_dir(out, config, d)
+    if resumed is not None:
+        # the recorded (resolved) config wins; only where and how loudly to run may change
+        saved = TrainConfig.from_dict(resumed["config"])
+        config = replace(
+            saved,
+            resume=True,
+            out=str(out),
+            quiet=config.quiet,
+            device=config.device,
+            threads=config.threads,
+        )
+    config = resolve(replace(config, out=str(out)))
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    on_gpu = device.type == "cuda"
+    amp = on_gpu if config.amp is None else config.amp
+    amp_dtype = None
+    if amp and device.type in ("cuda", "cpu", "mps"):
+        amp_dtype = (
+            torch.bfloat16 if (not on_gpu or torch.cuda.is_bf16_supported()) else torch.float16
+        )
+    channels_last = on_gpu if config.channels_last is None else config.channels_last
+    if config.batch_size % d.world:
+        raise PocketvisionError(
+            f"--batch-size {config.batch_size} must divide by {d.world} processes"
+        )
+    per_rank = config.batch_size // d.world
+
+    t_load = time.perf_counter()
+    splits, prep = _load_splits(config, d)
+    load_seconds = time.perf_counter() - t_load
+    torch.manual_seed(config.seed)
+    spec, model, head_ids = _build_model(config, len(splits.classes))
+    init_info: dict[str, Any] = {}
+    if config.init and resumed is None:
+        n_loaded, skipped = load_init(model, config.init, config.model)
+        init_info = {"init_loaded": n_loaded, "init_skipped": skipped}
+    if config.freeze_backbone:
+        for p in model.parameters():
+            p.requires_grad_(id(p) in head_ids)
+    model.to(device)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    groups = param_groups(model, config, head_ids, transfer=bool(config.init))
+    optimizer = build_optimizer(groups, config)
+    ema = EMA(model, config.ema_decay) if config.ema else None
+    scaler = torch.amp.GradScaler(device.type) if amp_dtype == torch.float16 else None
+    state = State()
+    if resumed is not None:
+        model.load_state_dict(resumed["model"])
+        optimizer.load_state_dict(resumed["optimizer"])
+        if ema is not None and resumed.get("ema") is not None:
+            ema.module.load_state_dict(resumed["ema"])
+        if scaler is not None and resumed.get("scaler"):
+            scaler.load_state_dict(resumed["scaler"])
+        state = State(**resumed["state"])
+        torch.set_rng_state(resumed["rng"]["torch"])
+    net: nn.Module = model
+    if d.world > 1:
+        net = nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if on_gpu else None
+        )
+
+    if d.main:
+        out.mkdir(parents=True, exist_ok=True)
+        write_run_files(out, spec, splits.classes, prep)
+        write_json(out / "config.json", config.to_dict())
+        write_atomic(out / "bad_files.txt", "".join(f"{p}\t{r}\n" for p, r in splits.bad_files))
+
+    train_set = splits.train
+    # the whole training set lives on the device; batches are gathered by index
+    train_images = train_set.images.to(device)
+    train_labels = train_set.labels.to(device)
+    num_classes = len(splits.classes)
+    mean, std = _normalizer(prep, device)
+    preset = PRESETS[config.augment]
+    sampler: DistributedSampler[int] = DistributedSampler(
+        cast(Any, range(len(train_set))),
+        num_replicas=d.world,
+        rank=d.rank,
+        shuffle=True,
+        seed=config.seed,
+    )
+    steps_per_epoch = _steps(sampler.num_samples, per_rank)
+    total_steps = steps_per_epoch * config.epochs
+    eval_model = ema.module if ema is not None else model
+    progress = Progress(enabled=d.main and not config.quiet)
+    last_ckpt = time.monotonic()
+
+    def checkpoint() -> None:
+        if not d.main:
+            return
+        save_state(
+            out / LAST,
+            {
+                "format": 1,
+                "config": config.to_dict(),
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "ema": ema.module.state_dict() if ema is not None else None,
+                "scaler": scaler.state_dict() if scaler is not None else None,
+                "state": asdict(state),
+                "rng": {"torch": torch.get_rng_state()},
+            },
+        )
+
+    stopped_early = False
+    if d.main and not config.quiet:
+        progress.print(
+            f"training {config.model} on {config.data}: {len(train_set)} train / "
+            f"{len(splits.val)} val / {len(splits.test) if splits.test else 0} test images, "
+            f"{num_classes} classes, {config.in_chans}x{config.img_size}x{config.img_size}, "
+            f"{config.epochs} epochs on {device}{f' x{d.world}' if d.world > 1 else ''} -> {out}"
+        )
+        if splits.bad_files:
+            progress.print(
+                f"skipped {len(splits.bad_files)} bad file(s); see {out / 'bad_files.txt'}"
+            )
+    while state.epoch < config.epochs and not stopped_early:
+        epoch = state.epoch
+        sampler.set_epoch(epoch)
+        net.train()
+        if config.freeze_backbone:
+            # a linear probe keeps the backbone's batch-norm statistics fixed too
+            for m in model.modules():
+                if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                    m.eval()
+        sums = state.sums or {"loss": 0.0, "correct": 0.0, "seen": 0.0, "seconds": 0.0}
+        progress.start_epoch(epoch, config.epochs, steps_per_epoch, state.step)
+        t0 = time.perf_counter()
+        for step, idx in _batches(sampler, per_rank, state.step):
+            gstep = epoch * steps_per_epoch + step
+            factor = lr_factor(gstep, total_steps, config, steps_per_epoch)
+            for g in optimizer.param_groups:
+                g["lr"] = g["base_lr"] * factor
+            seed = _step_seed(config.seed, epoch, step, d.rank)
+            torch.manual_seed(seed)  # dropout and anything else drawing from the global RNG
+            gen = torch.Generator(device=device).manual_seed(seed)
+            idx = idx.to(device)
+            y = train_labels[idx]
+            x = train_images[idx].float().div_(255)
+            x = augment_batch(x, preset, gen, hflip=bool(config.hflip))
+            x = (x - mean) / std
+            if preset.erase > 0:
+                x = random_erase(x, preset.erase, gen)
+            eps = config.label_smoothing
+            targets = torch.full((len(y), num_classes), eps / num_classes, device=device)
+            targets.scatter_(1, y[:, None], 1 - eps + eps / num_classes)
+            x, targets = mix_batch(x, targets, preset, gen)
+            if channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with _autocast(device, amp_dtype):
+                logits = net(x)
+            loss = torch.sum(-targets * F.log_softmax(logits.float(), dim=1), dim=1).mean()
+            if not torch.isfinite(loss):
+                raise PocketvisionError(
+                    f"loss became {float(loss)} at epoch {epoch + 1} step {step}; lower --lr "
+                    f"(now {config.lr}) or turn off --amp"
+                )
+            optimizer.zero_grad(set_to_none=True)
+            if scaler is not None:
+                scaler.scale(loss).backward()
+                scaler.unscale_(optimizer)
+            else:
+                loss.backward()
+            if config.grad_clip > 0:
+                nn.utils.clip_grad_norm_(
+                    [p for p in model.parameters() if p.requires_grad], config.grad_clip
+                )
+            if scaler is not None:
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                optimizer.step()
+            if ema is not None:
+                ema.update(model, gstep)
+            n = len(y)
+            sums["loss"] += float(loss.detach()) * n
+            sums["correct"] += float((logits.argmax(1) == y).sum())
+            sums["seen"] += n
+            state.step = step + 1
+            state.global_step = gstep + 1
+            now = time.perf_counter()
+            rate = sums["seen"] * d.world / max(sums["seconds"] + now - t0, 1e-9)
+            progress.advance(sums["loss"] / sums["seen"], rate)
+            due = (config.checkpoint_steps and state.step % config.checkpoint_steps == 0) or (
+                time.monotonic() - last_ckpt > config.checkpoint_seconds
+            )
+            if due and state.step < steps_per_epoch:
+                state.sums = {**sums, "seconds": sums["seconds"] + now - t0}
+                checkpoint()
+                last_ckpt = time.monotonic()
+        train_seconds = sums["seconds"] + time.perf_counter() - t0
+        loss_sum, correct, seen = distributed.all_sum(
+            [sums["loss"], sums["correct"], sums["seen"]], d
+        )
+        val_loss, val_acc = evaluate_set(
+            eval_model, splits.val, prep, device, config.eval_batch_size, channels_last, amp_dtype
+        )
+        epoch_seconds = time.perf_counter() - t0 + sums["seconds"]
+        state.elapsed += epoch_seconds
+        row = {
+            "epoch": epoch + 1,
+            "train_loss": round(loss_sum / seen, 5),
+            "train_accuracy": round(correct / seen, 5),
+            "val_loss": round(val_loss, 5),
+            "val_accuracy": round(val_acc, 5),
+            "lr": optimizer.param_groups[-1]["lr"],
+            "images_per_s": round(seen / max(train_seconds, 1e-9), 1),
+            "seconds": round(epoch_seconds, 2),
+            "elapsed": round(state.elapsed, 2),
+        }
+        state.history.append(row)
+        state.epoch, state.step, state.sums = epoch + 1, 0, {}
+        improved = val_acc > state.best_val_accuracy
+        if improved:
+            state.best_val_accuracy, state.best_epoch, state.bad_epochs = val_acc, epoch + 1, 0
+        else:
+            state.bad_epochs += 1
+        stopped_early = bool(config.patience) and state.bad_epochs >= config.patience
+        progress.end_epoch(row, improved)
+        if d.main:
+            if improved:
+                save_weights(eval_model, out / BEST)
+            write_atomic(out / "metrics.jsonl", "".join(_json_line(r) for r in state.history))
+            write_atomic(out / "metrics.csv", metrics_csv(state.history))
+            checkpoint()
+            last_ckpt = time.monotonic()
+    progress.close()
+    distributed.barrier(d)
+
+    summary = _finish(config, out, splits, prep, spec, eval_model, device, state, stopped_early, d)
+    summary.update(init_info)
+    summary["data_seconds"] = round(load_seconds, 2)
+    if d.main:
+        write_json(out / "summary.json", summary)
+        if not config.quiet:
+            print_summary(summary)
+    return summary
+
+
+def _json_line(row: dict[str, Any]) -> str:
+    import json
+
+    return json.dumps(row) + "\n"
+
+
+def _finish(
+    config: TrainConfig,
+    out: Path,
+    splits: DataSplits,
+    prep: Preprocessing,
+    spec: ModelSpec,
+    eval_model: nn.Module,
+    device: torch.device,
+    state: State,
+    stopped_early: bool,
+    d: distributed.Dist,
+) -> dict[str, Any]:
+    """Reload the best weights, score the test split, and assemble the summary."""
+    from safetensors.torch import load_file
+
+    best = load_file(str(out / BEST)) if (out / BEST).exists() else None
+    if best is not None:
+        eval_model.load_state_dict(best)
+    test_acc = test_loss = None
+    if splits.test is not None and len(splits.test):
+        test_loss, test_acc = evaluate_set(
+            eval_model, splits.test, prep, device, config.eval_batch_size
+        )
+    train_secs = [r["seconds"] for r in state.history]
+    ips = [r["images_per_s"] for r in state.history]
+    return {
+        "run_dir": str(out),
+        "model": spec.name,
+        "data": config.data,
+        "classes": len(splits.classes),
+        "num_train": len(splits.train),
+        "num_val": len(splits.val),
+        "num_test": len(splits.test) if splits.test is not None else 0,
+        "num_bad_files": len(splits.bad_files),
+        "best_val_accuracy": round(state.best_val_accuracy, 5),
+        "best_epoch": state.best_epoch,
+        "test_accuracy": None if test_acc is None else round(test_acc, 5),
+        "test_loss": None if test_loss is None else round(test_loss, 5),
+        "epochs": state.epoch,
+        "stopped_early": stopped_early,
+        "seconds": round(state.elapsed, 2),
+        "images_per_s": round(sum(ips) / len(ips), 1) if ips else 0.0,
+        "epoch_seconds": train_secs,
+        "params": sum(p.numel() for p in eval_model.parameters()),
+        "device": str(device),
+        "world_size": d.world,
+        "environment": environment(),
+    }
