@@ -79,3 +79,14 @@ def make_digits_run(root: Path) -> DigitsRun:
     write_json(run / "config.json", {"data": "digits", "model": "lenet5", "seed": 0})
     save_weights(model, run / BEST)
     return DigitsRun(run, images[test_idx], raw[test_idx], labels[test_idx])
+
+
+def write_digit_file(path: Path, raw8: np.ndarray, mode: str = "L") -> Path:
+    """Write one 8x8 uint8 digit as an image file; format from the suffix (PNG, JPEG, ...)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img = Image.fromarray(raw8, "L").convert(mode)
+    if path.suffix.lower() in (".jpg", ".jpeg"):
+        img.save(path, quality=100, subsampling=0)
+    else:
+        img.save(path)
+    return path

@@ -26,7 +26,8 @@ def _print_evaluation(result: dict[str, Any]) -> None:
 
     console = Console()
     summary = Table(
-        title=f"{result['run']} ({result['model']}) on {result['data']}:{result['split']}"
+        title=f"{result['model']} on {result['data']} ({result['split']} split)",
+        caption=result["run"],
     )
     summary.add_column("metric")
     summary.add_column("value", justify="right")
@@ -59,10 +60,8 @@ def _print_evaluation(result: dict[str, Any]) -> None:
         )
     console.print(per_class)
     run = Path(result["run"])
-    console.print(
-        f"wrote {run / 'metrics.json'}, {run / 'confusion_matrix.png'}, {run / 'mistakes.png'}",
-        highlight=False,
-    )
+    for name in ("metrics.json", "confusion_matrix.png", "mistakes.png"):
+        console.print(f"wrote {run / name}", highlight=False, soft_wrap=True)
 
 
 def _evaluate(args: argparse.Namespace) -> int:

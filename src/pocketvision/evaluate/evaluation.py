@@ -58,6 +58,7 @@ def evaluate_images(
     *,
     classes: list[str] | None = None,
     out_dir: Path | None = None,
+    source: str = "",
     batch_size: int = 256,
     device: str = "auto",
 ) -> dict[str, Any]:
@@ -69,7 +70,8 @@ def evaluate_images(
         labels: Class indices (N,) into ``classes``.
         classes: Names of the label indices; defaults to the run's labels. Names are mapped
             onto the run's logit order, so a dataset listing classes in another order is fine.
-        out_dir: Where metrics.json, confusion_matrix.png and mistakes.png go (None: nowhere).
+        out_dir: Where confusion_matrix.png and mistakes.png go (None: nowhere).
+        source: What the images are, for the plot title (e.g. "digits, test split").
         batch_size: Images per forward pass.
         device: "auto", "cpu", "cuda" or "mps".
 
@@ -98,7 +100,8 @@ def evaluate_images(
             np.asarray(result["confusion_matrix"], np.int64),
             run.labels,
             out_dir / CONFUSION_FILE,
-            title=f"{run.path.name}: accuracy {result['accuracy']:.2%} on {arr.shape[0]} images",
+            title=f"{run.path.name} on {source or 'data'}: accuracy {result['accuracy']:.2%} "
+            f"({arr.shape[0]} images)",
         )
     return result
 
@@ -170,9 +173,15 @@ def evaluate(
         labels,
         classes=splits.classes,
         out_dir=run.path if write else None,
+        source=f"{data}, {split} split",
         batch_size=batch_size,
         device=device,
     )
+    paths = [path for p in parts for path in (p.paths or [])]
+    if len(paths) == images.shape[0]:
+        # folders and manifests know each image's file: name it, so a mistake can be looked at
+        for mistake in result.get("mistakes", []):
+            mistake["path"] = paths[mistake["index"]]
     result = {
         "run": str(run.path),
         "model": run.spec.name,
