@@ -20,10 +20,11 @@ conv + linear counts give the SE blocks 0.48M and 0.61M MACs; adding one multipl
 rescaled element (2.71M, 1.60M) gives the increments Table 3 shows over the base nets
 (+3M for MobileNet, 569M -> 572M; +2M for ShuffleNet, 140M -> 142M).
 SE-MobileNet is recorded at the paper's 572M (our count, 569.2M, is 0.5% below). For
-SE-ShuffleNet the paper's base is also off: Table 3 takes ShuffleNet's 140M from Table 8 of
-Zhang et al., whose own Table 1 gives 137M for the same network; our count is 137.5M. So
-we record 139M = Table 1's 137M + Table 3's +2M (our count, 138.1M, is 0.7% below); the
-paper's 142M is 2.8% above any faithful conv + linear count.
+SE-ShuffleNet the paper's base is also off: Table 3 takes ShuffleNet's 140M, the round
+figure Zhang et al. quote for 1x across all g (their Table 2), while their Table 1 gives
+137M for g = 3 (our count: 137.5M). So we record 139M = Table 1's 137M + Table 3's +2M
+(our count, 138.1M, is 0.7% below); the paper's 142M is 2.8% above any faithful
+conv + linear count.
 """
 
 from __future__ import annotations
@@ -138,7 +139,7 @@ def se_shufflenet_v1_g3_100(
     """SE-ShuffleNet 1x (g = 3): 2,484,533 params (Table 3 truncates to 2.4M), top-1 69.0.
 
     MACs: Table 3 prints 142M, counting the SE rescale's multiplies and starting from a 140M
-    base (Zhang et al., Table 8) that Zhang et al.'s Table 1 puts at 137M; on the conv +
+    base (Zhang et al.'s round figure for 1x) that their Table 1 puts at 137M; on the conv +
     linear basis that is 139M, which we record (our count is 138.1M; see the module docstring).
     """
     return ShuffleNetV1(
