@@ -114,3 +114,55 @@ def test_evaluate_on_the_runs_own_data(digits_run: DigitsRun) -> None:
         assert written["confusion_matrix"] == result["confusion_matrix"]
         _assert_png(digits_run.path / "confusion_matrix.png")
         _assert_png(digits_run.path / "mistakes.png")
+
+
+def test_evaluate_reproduces_what_training_recorded(tmp_path) -> None:
+    """A run from pocketvision.train: evaluate's val and test accuracy are the ones training
+    recorded in summary.json, so evaluate reloads the very split the run was selected on."""
+    from pocketvision.train import TrainConfig, train
+
+    out = tmp_path / "trained"
+    summary = train(
+        TrainConfig(
+            data="digits", model="lenet5", epochs=2, out=str(out), quiet=True, threads=1, seed=3
+        )
+    )
+    val = evaluate(out, split="val", device="cpu")
+    assert val["num_images"] == summary["num_val"]
+    assert round(val["accuracy"], 5) == summary["best_val_accuracy"]
+    test = evaluate(out, split="test", device="cpu")
+    assert test["num_images"] == summary["num_test"]
+    assert round(test["accuracy"], 5) == summary["test_accuracy"]
+    assert test["log_loss"] == pytest.approx(summary["test_loss"], abs=2e-5)
+    assert json.loads((out / "metrics.json").read_text())["split"] == "test"
+
+
+def test_rgb_run_pictures(tmp_path) -> None:
+    """An RGB model (3 classes, so no top-5): colour tiles in mistakes.png."""
+    from pocketvision.rundir import BEST, ModelSpec, Preprocessing, save_weights, write_run_files
+
+    prep = Preprocessing(input_size=(3, 32, 32), mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
+    spec = ModelSpec("lenet5", {"num_classes": 3, "in_chans": 3})
+    write_run_files(tmp_path, spec, ["red", "green", "blue"], prep)
+    model = spec.build()
+    with torch.no_grad():  # a model that always answers "red" (softmax of 2, 1, 0)
+        model.classifier.weight.zero_()
+        model.classifier.bias.copy_(torch.tensor([2.0, 1.0, 0.0]))
+    save_weights(model, tmp_path / BEST)
+    # pure red, green and blue squares
+    labels = np.repeat(np.arange(3), 4)
+    images = np.zeros((12, 3, 32, 32), np.uint8)
+    images[np.arange(12), labels] = 255
+    result = evaluate_images(load_run(tmp_path), images, labels, out_dir=tmp_path, device="cpu")
+    assert result["top5_accuracy"] is None
+    assert result["accuracy"] == pytest.approx(1 / 3)
+    assert [r["recall"] for r in result["per_class"]] == [1.0, 0.0, 0.0]
+    red = np.exp(2) / (np.exp(2) + np.exp(1) + 1)
+    assert result["ece"] == pytest.approx(abs(1 / 3 - red))  # one bin: accuracy 1/3, conf 0.67
+    assert len(result["mistakes"]) == 8
+    assert {m["predicted"] for m in result["mistakes"]} == {"red"}
+    with Image.open(tmp_path / "mistakes.png") as img:
+        rgb = np.asarray(img.convert("RGB")).astype(int)
+    # saturated colour tiles are in the picture (a grayscale rendering would have none)
+    assert ((rgb.max(axis=2) - rgb.min(axis=2)) > 200).sum() > 1000
+    _assert_png(tmp_path / "confusion_matrix.png")
