@@ -1,8 +1,25 @@
 """pocketvision: mobile image recognition with convolutional neural networks."""
 
-from pocketvision import models as _models  # noqa: F401  (registers every family)
-from pocketvision.registry import ModelInfo, create_model, list_models, model_info
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pocketvision.registry import ModelInfo, create_model, list_models, model_info
 
 __version__ = "0.1.0"
 
 __all__ = ["ModelInfo", "__version__", "create_model", "list_models", "model_info"]
+
+_REGISTRY_NAMES = frozenset({"ModelInfo", "create_model", "list_models", "model_info"})
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy (PEP 562): `import pocketvision.scratch` (NumPy only) must not pay for importing
+    # torch. The registry imports every model family itself, on first use.
+    if name in _REGISTRY_NAMES:
+        return getattr(importlib.import_module("pocketvision.registry"), name)
+    if name == "models":
+        return importlib.import_module("pocketvision.models")
+    raise AttributeError(f"module 'pocketvision' has no attribute {name!r}")

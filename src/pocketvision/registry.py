@@ -149,3 +149,9 @@ def create_model(
         if "unexpected keyword argument" in str(err):
             raise TypeError(f"{name}: {err}".replace(builder.__name__ + "() ", "")) from None
         raise
+
+
+# Registers every family whenever the registry is used (the package __init__ is lazy so that
+# the NumPy-only pocketvision.scratch never imports torch). Placed last: the family files
+# import register_model from this, by then complete, module.
+import pocketvision.models  # noqa: E402, F401
