@@ -1,0 +1,112 @@
+"""Minibatch SGD with momentum, and the epoch loop shared by the MLP and LeNet."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+Params = dict[str, np.ndarray]
+
+
+class Classifier(Protocol):
+    """What :func:`train_classifier` needs from a network."""
+
+    params: Params
+
+    def loss_and_grads(self, x: np.ndarray, y: np.ndarray) -> tuple[float, Params]:
+        """Mean cross-entropy on a batch and its gradient for every parameter."""
+        ...
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Predicted classes."""
+        ...
+
+
+@dataclass
+class History:
+    """What happened in each epoch of training."""
+
+    train_loss: list[float] = field(default_factory=list)
+    train_accuracy: list[float] = field(default_factory=list)
+    test_accuracy: list[float] = field(default_factory=list)
+    seconds: float = 0.0  # wall time of the whole loop
+
+
+def accuracy(model: Classifier, x: np.ndarray, y: np.ndarray, batch_size: int = 512) -> float:
+    """Fraction of ``x`` classified as ``y``, predicted in batches to bound memory."""
+    predictions = np.concatenate(
+        [model.predict(x[i : i + batch_size]) for i in range(0, len(x), batch_size)]
+    )
+    return float((predictions == y).mean())
+
+
+def train_classifier(
+    model: Classifier,
+    x: np.ndarray,
+    y: np.ndarray,
+    x_test: np.ndarray,
+    y_test: np.ndarray,
+    *,
+    epochs: int,
+    lr: float,
+    batch_size: int = 32,
+    momentum: float = 0.9,
+    weight_decay: float = 0.0,
+    seed: int = 0,
+    augment: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None,
+    log: Callable[[str], None] | None = None,
+) -> History:
+    """Minibatch SGD with momentum; the learning rate follows a cosine from ``lr`` to 0.
+
+    v <- momentum * v + grad + weight_decay * param;  param <- param - lr_t * v.
+
+    Args:
+        model: a network with ``params``, ``loss_and_grads`` and ``predict``.
+        x, y: training inputs and integer labels.
+        x_test, y_test: held-out data, measured after every epoch (never trained on).
+        epochs: passes over the training data.
+        lr: peak learning rate.
+        batch_size: examples per step.
+        momentum: fraction of the previous step kept.
+        weight_decay: L2 penalty on every parameter.
+        seed: order of the examples in each epoch (and the augmentation's randomness).
+        augment: optional ``(batch, rng) -> batch`` applied to each training batch.
+        log: called with one line per epoch.
+    """
+    rng = np.random.default_rng(seed)
+    velocity = {k: np.zeros_like(v) for k, v in model.params.items()}
+    steps_per_epoch = -(-len(x) // batch_size)
+    total_steps, step = epochs * steps_per_epoch, 0
+    history = History()
+    start = time.perf_counter()
+    for epoch in range(1, epochs + 1):
+        order = rng.permutation(len(x))
+        losses = []
+        for i in range(0, len(x), batch_size):
+            batch = order[i : i + batch_size]
+            xb = x[batch] if augment is None else augment(x[batch], rng)
+            loss, grads = model.loss_and_grads(xb, y[batch])
+            losses.append(loss)
+            lr_t = lr * 0.5 * (1 + np.cos(np.pi * step / total_steps))
+            for name, param in model.params.items():
+                v = velocity[name]
+                v *= momentum
+                v += grads[name] + weight_decay * param
+                param -= (lr_t * v).astype(param.dtype)
+            step += 1
+        history.train_loss.append(float(np.mean(losses)))
+        history.train_accuracy.append(accuracy(model, x, y))
+        history.test_accuracy.append(accuracy(model, x_test, y_test))
+        if log:
+            log(
+                f"epoch {epoch:3d}  loss {history.train_loss[-1]:.4f}  "
+                f"train acc {history.train_accuracy[-1]:.2%}  "
+                f"test acc {history.test_accuracy[-1]:.2%}  "
+                f"({time.perf_counter() - start:.1f} s)"
+            )
+    history.seconds = time.perf_counter() - start
+    return history
