@@ -48,6 +48,14 @@ VGG_FC = 4096  # width of FC-4096 (twice)
 VGG_POOL = 7  # the last stack's map at 224 px: 224 / 2**5
 
 
+def _uninitialised_linear(in_features: int, out_features: int) -> nn.Linear:
+    # nn.Linear's own Kaiming-uniform init of the 102.8M-weight first FC takes seconds on CPU
+    # and _init_weights overwrites it anyway; allocate on the current default device instead.
+    return nn.utils.skip_init(
+        nn.Linear, in_features, out_features, device=torch.get_default_device()
+    )
+
+
 class VGG(nn.Module):
     """Conv3 stacks from a table, each closed by a max-pool, then the three FC layers.
 
@@ -86,10 +94,10 @@ class VGG(nn.Module):
         self.pool = nn.AdaptiveAvgPool2d(1 if small_input else VGG_POOL)
         pooled = in_chs * (1 if small_input else VGG_POOL**2)
         self.pre_logits = nn.Sequential(
-            nn.Linear(pooled, VGG_FC),
+            _uninitialised_linear(pooled, VGG_FC),
             nn.ReLU(inplace=True),
             nn.Dropout(drop_rate),
-            nn.Linear(VGG_FC, VGG_FC),
+            _uninitialised_linear(VGG_FC, VGG_FC),
             nn.ReLU(inplace=True),
             nn.Dropout(drop_rate),
         )
