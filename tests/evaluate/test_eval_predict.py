@@ -83,7 +83,10 @@ def test_bad_files_are_reported_and_the_rest_predicted(
     assert "Traceback" not in captured.err
 
 
-def test_csv_and_table_output(digits_run: DigitsRun, tmp_path: Path, capsys) -> None:
+def test_csv_and_table_output(
+    digits_run: DigitsRun, tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "400")  # rich wraps long paths at the terminal width
     files = [str(write_digit_file(tmp_path / f"d{i}.png", digits_run.raw[i])) for i in range(4)]
     (tmp_path / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
     files.append(str(tmp_path / "bad.png"))
@@ -112,9 +115,11 @@ def test_csv_and_table_output(digits_run: DigitsRun, tmp_path: Path, capsys) -> 
     assert rows[4]["label_1"] == "" and rows[4]["error"]
     capsys.readouterr()
 
-    assert main(["predict", str(digits_run.path), files[0], "--topk", "50"]) == 0
+    # square brackets in a name are printed as they are, not read as rich markup
+    tagged = write_digit_file(tmp_path / "[red]x.png", digits_run.raw[0])
+    assert main(["predict", str(digits_run.path), str(tagged), "--topk", "50"]) == 0
     table = capsys.readouterr().out
-    assert "d0.png" in table
+    assert "[red]x.png" in table
     # --topk above the class count gives all 10 classes, whose probabilities sum to 1
     full = predict(digits_run.path, [files[0]], topk=50)[0]["predictions"]
     assert sorted(p["label"] for p in full) == sorted(CLASSES)

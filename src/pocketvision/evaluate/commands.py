@@ -23,12 +23,18 @@ def _pct(x: float | None) -> str:
 def _print_evaluation(result: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     console = Console()
-    summary = Table(
-        title=f"{result['model']} on {result['data']} ({result['split']} split)",
-        caption=result["run"],
+    # Text, not markup: labels and paths may hold "[" (rich would eat "[x]" as a tag)
+    console.print(
+        Text.assemble(
+            (result["model"], "bold"),
+            f" on {result['data']} ({result['split']} split), run {result['run']}",
+        ),
+        soft_wrap=True,
     )
+    summary = Table()
     summary.add_column("metric")
     summary.add_column("value", justify="right")
     rows = [
@@ -47,12 +53,12 @@ def _print_evaluation(result: dict[str, Any]) -> None:
         summary.add_row(name, value)
     console.print(summary)
 
-    per_class = Table(title="per class")
+    per_class = Table(title="per class", title_justify="left")
     for col in ("label", "precision", "recall", "F1", "support"):
         per_class.add_column(col, justify="left" if col == "label" else "right")
     for row in result["per_class"]:
         per_class.add_row(
-            row["label"],
+            Text(row["label"]),
             _pct(row["precision"]),
             _pct(row["recall"]),
             _pct(row["f1"]),
@@ -61,7 +67,7 @@ def _print_evaluation(result: dict[str, Any]) -> None:
     console.print(per_class)
     run = Path(result["run"])
     for name in ("metrics.json", "confusion_matrix.png", "mistakes.png"):
-        console.print(f"wrote {run / name}", highlight=False, soft_wrap=True)
+        console.print(Text(f"wrote {run / name}"), soft_wrap=True)
 
 
 def _evaluate(args: argparse.Namespace) -> int:
@@ -108,12 +114,12 @@ def _print_predictions(results: list[dict[str, Any]]) -> None:
     table.add_column("predictions")
     for entry in results:
         if "error" in entry:
-            table.add_row(entry["path"], Text(f"error: {entry['error']}", style="red"))
+            table.add_row(Text(entry["path"]), Text(f"error: {entry['error']}", style="red"))
         else:
             text = ", ".join(
                 f"{p['label']} {100 * p['probability']:.1f}%" for p in entry["predictions"]
             )
-            table.add_row(entry["path"], text)
+            table.add_row(Text(entry["path"]), Text(text))
     Console().print(table)
 
 
