@@ -78,6 +78,7 @@ def _c(op_l: Op, in_l: int, op_r: Op, in_r: int) -> Combination:
 
 
 S3, S5, S7, AVG, MAX, ID = Op.SEP3, Op.SEP5, Op.SEP7, Op.AVG3, Op.MAX3, Op.IDENTITY
+SEPARABLE_KERNEL = {Op.SEP3: 3, Op.SEP5: 5, Op.SEP7: 7}
 
 # Zoph et al. 2018, Fig. 4 (left): the NASNet-A normal cell; h_{i-1} joins the output.
 NASNET_A_NORMAL = Genotype(
@@ -170,8 +171,8 @@ class FactorizedReduction(nn.Module):
 
 def make_op(op: Op, in_chs: int, out_chs: int, stride: int) -> nn.Module:
     """One branch: ``op`` at ``stride``, mapping ``in_chs`` to ``out_chs`` channels."""
-    if op in (Op.SEP3, Op.SEP5, Op.SEP7):
-        return SeparableStack(in_chs, out_chs, int(op.name[-1]), stride)
+    if op in SEPARABLE_KERNEL:
+        return SeparableStack(in_chs, out_chs, SEPARABLE_KERNEL[op], stride)
     if op is Op.IDENTITY:
         # a strided or channel-changing identity becomes a 1x1 projection (reference code)
         same = stride == 1 and in_chs == out_chs
