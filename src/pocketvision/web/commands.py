@@ -1,9 +1,96 @@
-"""CLI commands of this area (being written)."""
+"""``pocketvision serve RUN``: the browser demo and JSON API for one trained run."""
 
 from __future__ import annotations
 
 import argparse
+import ipaddress
+import sys
+from pathlib import Path
+
+from pocketvision.errors import PocketvisionError
+
+
+def serve(
+    run_dir: str | Path,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    *,
+    workers: int | None = None,
+    threads: int | None = None,
+    export_onnx: bool = True,
+) -> None:
+    """Load a run, export it to ONNX for the browser if needed, and serve until interrupted.
+
+    Args:
+        run_dir: A run directory written by ``pocketvision train``.
+        host: Interface to listen on; loopback by default, so nothing outside this machine
+            can reach the server unless asked for.
+        port: TCP port.
+        workers: Decode/inference jobs at once; None: the CPU count.
+        threads: torch intra-op threads per forward pass; None: torch's default.
+        export_onnx: Make RUN/web/model.onnx for in-browser inference (cached).
+
+    Raises:
+        PocketvisionError: the run cannot be loaded or the port is out of range.
+    """
+    if not 0 <= port <= 65535:
+        raise PocketvisionError(f"--port {port}: must be 0-65535")
+    import torch
+    import uvicorn
+
+    from pocketvision.web.app import create_app
+    from pocketvision.web.served import load_served
+
+    if threads is not None:
+        torch.set_num_threads(threads)
+    print(f"loading {run_dir} (exporting ONNX for the browser if needed)", file=sys.stderr)
+    served = load_served(run_dir, export_onnx=export_onnx)
+    if served.onnx_error:
+        print(f"in-browser inference off: {served.onnx_error}", file=sys.stderr)
+    app = create_app(served, workers=workers)
+    shown = f"[{host}]" if ":" in host else host
+    print(f"pocketvision serve: http://{shown}:{port}/  (Ctrl+C stops)", file=sys.stderr)
+    if not _is_loopback(host):
+        print(f"warning: listening on {host}, reachable from other machines", file=sys.stderr)
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _serve(args: argparse.Namespace) -> int:
+    serve(
+        args.run,
+        args.host,
+        args.port,
+        workers=args.workers,
+        threads=args.threads,
+        export_onnx=not args.no_onnx,
+    )
+    return 0
 
 
 def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add this area's subcommands to the ``pocketvision`` parser."""
+    """Add ``serve`` to the ``pocketvision`` parser."""
+    p = subparsers.add_parser(
+        "serve",
+        help="web page and JSON API for a trained run (draw, upload, webcam, playground)",
+        description="Serve a trained run: a page that classifies uploads, drawings and the "
+        "webcam on the server or in the browser (onnxruntime-web), a convolution playground "
+        "and the model card, plus a JSON API (POST /api/predict, GET /api/model).",
+    )
+    p.add_argument("run", help="run directory written by `pocketvision train`")
+    p.add_argument("--host", default="127.0.0.1", help="interface (default: loopback only)")
+    p.add_argument("--port", type=int, default=8000, help="TCP port (default: 8000)")
+    p.add_argument("--workers", type=int, default=None, help="inference jobs at once")
+    p.add_argument("--threads", type=int, default=None, help="torch threads per forward pass")
+    p.add_argument(
+        "--no-onnx", action="store_true", help="skip the ONNX export (server inference only)"
+    )
+    p.set_defaults(func=_serve)

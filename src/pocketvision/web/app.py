@@ -1,0 +1,299 @@
+"""The FastAPI app of ``pocketvision serve``: a JSON API and one page.
+
+Routes (the OpenAPI schema is at /openapi.json)::
+
+    GET  /                   the page
+    GET  /static/NAME        the page's files (a fixed list made at start-up)
+    GET  /api/health         {"status": "ok", "model": ...}
+    GET  /api/model          the model card (architecture, paper, params, MACs, accuracy, ...)
+    GET  /api/model.onnx     the run's ONNX export, for onnxruntime-web in the browser
+    GET  /api/confusion.png  the run's confusion matrix, when `pocketvision evaluate` made one
+    GET  /api/kernels        the playground's named 3x3 kernels
+    POST /api/predict        multipart field `file` -> top-k labels, latency, the model's view
+    POST /api/convolve       multipart `file`, `kernel`, `stride`, `padding`, `pool` -> images
+
+Safety: request bodies over the upload limit get 413 before any parsing; files that are not
+images (or are truncated, or decompression bombs) get 415 with the reason; decoding and
+inference run in worker threads (at most ``workers`` at a time), so the event loop keeps
+answering; and no request path is ever joined onto a folder: static files are looked up in a
+dict of the files that existed at start-up, and the run's files are fixed names.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Awaitable, Callable, MutableMapping
+from pathlib import Path
+from typing import Any
+
+import anyio
+from fastapi import FastAPI, File, Form, HTTPException, Query, UploadFile
+from fastapi.responses import FileResponse, JSONResponse, Response
+from pydantic import BaseModel
+
+from pocketvision.preprocess import BadImageError
+from pocketvision.web.playground import MAX_SIDE, convolve, kernel_list, playground_image
+from pocketvision.web.served import CONFUSION_FILE, ServedModel
+
+#: Largest accepted upload (the file itself); larger ones get 413.
+MAX_UPLOAD_BYTES = 10 * 1024 * 1024
+#: Room for the multipart envelope and the small form fields around the file.
+BODY_OVERHEAD = 64 * 1024
+#: An over-limit body is read (and dropped) up to this size so the client can read the 413;
+#: past it the connection is closed.
+DRAIN_LIMIT = 64 * 1024 * 1024
+
+STATIC_DIR = Path(__file__).parent / "static"
+MEDIA_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".mjs": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".wasm": "application/wasm",
+    ".png": "image/png",
+    ".svg": "image/svg+xml",
+    ".json": "application/json",
+}
+# Everything the page loads comes from this server; 'wasm-unsafe-eval' lets onnxruntime-web
+# compile its WebAssembly, and data:/blob: images are the model's view and the playground.
+CSP = (
+    "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; img-src 'self' data: blob:; "
+    "media-src 'self' blob: mediastream:; connect-src 'self'; style-src 'self'; "
+    "object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+)
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+class BodyLimit:
+    """ASGI middleware: read a request body whole, refusing (413) one over ``max_bytes``.
+
+    Reading first (the body is at most ~10 MB) means the limit holds whether or not the
+    client declares Content-Length, and the 413 reaches the client after its upload instead of
+    a reset connection in the middle of it.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers", []))
+        declared = headers.get(b"content-length", b"").decode("latin-1")
+        total = 0
+        too_large = declared.isdigit() and int(declared) > self.max_bytes
+        chunks: list[bytes] = []
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            body = message.get("body", b"")
+            total += len(body)
+            too_large = too_large or total > self.max_bytes
+            if not too_large:
+                chunks.append(body)
+            more = bool(message.get("more_body", False))
+            if too_large and total > DRAIN_LIMIT:
+                break
+        if too_large:
+            size = int(declared) if declared.isdigit() else total
+            response = JSONResponse(
+                {
+                    "detail": f"upload of {size / 1e6:.1f} MB is over the "
+                    f"{MAX_UPLOAD_BYTES // (1024 * 1024)} MB limit"
+                },
+                status_code=413,
+                headers={"Connection": "close"} if more else None,
+            )
+            await response(scope, receive, send)
+            return
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+            return await receive()  # after the body: wait for the disconnect
+
+        await self.app(scope, replay, send)
+
+
+class Prediction(BaseModel):
+    label: str
+    index: int
+    probability: float
+
+
+class InputStats(BaseModel):
+    shape: list[int]
+    min: float
+    max: float
+    mean: float
+
+
+class PredictResponse(BaseModel):
+    predictions: list[Prediction]
+    latency_ms: float
+    model_ms: float
+    model_input: str
+    input_stats: InputStats
+
+
+class ConvolveResponse(BaseModel):
+    kernel: str
+    weights: list[list[float]]
+    meaning: str
+    is_edge: bool
+    stride: int
+    padding: str
+    pool: bool
+    input_shape: list[int]
+    response_shape: list[int]
+    output_shape: list[int]
+    response_min: float
+    response_max: float
+    input: str
+    output: str
+
+
+def static_files(folder: Path = STATIC_DIR) -> dict[str, Path]:
+    """Every file under ``folder`` by its relative POSIX name: the only files a URL can reach."""
+    if not folder.is_dir():
+        return {}
+    return {
+        path.relative_to(folder).as_posix(): path
+        for path in sorted(folder.rglob("*"))
+        if path.is_file() and not path.name.startswith(".")
+    }
+
+
+async def read_upload(file: UploadFile) -> bytes:
+    """The uploaded file's bytes; 413 past the limit, 415 when empty."""
+    data = await file.read(MAX_UPLOAD_BYTES + 1)
+    if len(data) > MAX_UPLOAD_BYTES:
+        raise HTTPException(413, f"upload is over the {MAX_UPLOAD_BYTES // 2**20} MB limit")
+    if not data:
+        raise HTTPException(415, f"{file.filename or 'upload'}: empty file (0 bytes)")
+    return data
+
+
+def unsupported(err: BadImageError, filename: str | None) -> HTTPException:
+    """415 naming the upload and why it is not a usable image."""
+    reason = str(err).removeprefix("<bytes>: ")
+    return HTTPException(415, f"{filename or 'upload'}: {reason}")
+
+
+def create_app(served: ServedModel, *, workers: int | None = None) -> FastAPI:
+    """The app serving one loaded run.
+
+    Args:
+        served: From :func:`pocketvision.web.served.load_served`.
+        workers: Decode/inference jobs running at once (in threads); None: the CPU count.
+    """
+    static = static_files()
+    limiter = anyio.CapacityLimiter(workers or os.cpu_count() or 1)
+    card = served.card
+    labels = served.run.labels
+
+    async def in_worker(fn: Callable[..., Any], *args: Any) -> Any:
+        # decoding and the forward pass release the GIL: the loop keeps serving meanwhile
+        return await anyio.to_thread.run_sync(functools.partial(fn, *args), limiter=limiter)
+
+    # No /docs or /redoc: FastAPI's Swagger page loads its scripts from a CDN.
+    app = FastAPI(
+        title="pocketvision serve",
+        description=f"{card['model']} from run {card['run']}",
+        docs_url=None,
+        redoc_url=None,
+    )
+
+    @app.middleware("http")
+    async def security_headers(request: Any, call_next: Any) -> Response:
+        response: Response = await call_next(request)
+        response.headers.setdefault("Content-Security-Policy", CSP)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        return response
+
+    def static_response(name: str) -> FileResponse:
+        path = static.get(name)
+        if path is None:
+            raise HTTPException(404, f"no static file {name!r}")
+        media = MEDIA_TYPES.get(path.suffix, "application/octet-stream")
+        cache = "public, max-age=86400" if name.startswith("vendor/") else "no-cache"
+        return FileResponse(path, media_type=media, headers={"Cache-Control": cache})
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> FileResponse:
+        return static_response("index.html")
+
+    @app.get("/static/{name:path}", include_in_schema=False)
+    async def static_file(name: str) -> FileResponse:
+        return static_response(name)
+
+    @app.get("/api/health")
+    async def health() -> dict[str, Any]:
+        return {"status": "ok", "model": card["model"], "run": card["run"]}
+
+    @app.get("/api/model")
+    async def model() -> dict[str, Any]:
+        return {**card, "browser_runtime": "vendor/ort.wasm.min.js" in static}
+
+    @app.get("/api/model.onnx", response_class=FileResponse)
+    async def model_onnx() -> FileResponse:
+        if served.onnx_path is None:
+            raise HTTPException(404, served.onnx_error or "no ONNX export")
+        return FileResponse(served.onnx_path, media_type="application/octet-stream")
+
+    @app.get("/api/confusion.png", response_class=FileResponse)
+    async def confusion() -> FileResponse:
+        path = served.path / CONFUSION_FILE
+        if not path.is_file():
+            raise HTTPException(404, f"no {CONFUSION_FILE}; run `pocketvision evaluate RUN`")
+        return FileResponse(path, media_type="image/png")
+
+    @app.get("/api/kernels")
+    async def kernels() -> dict[str, Any]:
+        return {"kernels": kernel_list(), "max_side": MAX_SIDE}
+
+    @app.post("/api/predict", response_model=PredictResponse)
+    async def predict(
+        file: UploadFile = File(..., description="an image file (max 10 MB)"),  # noqa: B008
+        top_k: int = Query(5, ge=1, description="how many labels to return"),
+    ) -> dict[str, Any]:
+        data = await read_upload(file)
+        try:
+            result: dict[str, Any] = await in_worker(served.predict, data, min(top_k, len(labels)))
+        except BadImageError as err:
+            raise unsupported(err, file.filename) from None
+        return result
+
+    @app.post("/api/convolve", response_model=ConvolveResponse)
+    async def convolve_route(
+        file: UploadFile = File(..., description="an image file (max 10 MB)"),  # noqa: B008
+        kernel: str = Form("sobel-x", description="a kernel name or 9 numbers, row by row"),
+        stride: int = Form(1),
+        padding: str = Form("same"),
+        pool: bool = Form(False),
+    ) -> dict[str, Any]:
+        data = await read_upload(file)
+        try:
+            image = await in_worker(playground_image, data)
+            result: dict[str, Any] = await in_worker(convolve, image, kernel, stride, padding, pool)
+        except BadImageError as err:
+            raise unsupported(err, file.filename) from None
+        except ValueError as err:
+            raise HTTPException(422, str(err)) from None
+        return result
+
+    app.add_middleware(BodyLimit, max_bytes=MAX_UPLOAD_BYTES + BODY_OVERHEAD)
+    return app

@@ -1,0 +1,106 @@
+"""The page's convolution playground, computed by the NumPy scratch engine.
+
+One 3x3 kernel slides over the grayscale image (:func:`pocketvision.scratch.kernels.apply_kernel`:
+cross-correlation, zero padding, the given stride), optionally followed by 2x2 max pooling
+(:func:`pocketvision.scratch.pool.max_pool2d`), and the result is shown with
+:func:`pocketvision.scratch.kernels.to_uint8`: edge kernels (weights summing to 0) as
+magnitudes scaled so the strongest edge is white, every other kernel clipped to [0, 255].
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import numpy as np
+from PIL import Image
+
+from pocketvision.preprocess import open_image
+from pocketvision.scratch.kernels import KERNELS, NamedKernel, apply_kernel, parse_kernel, to_uint8
+from pocketvision.scratch.pool import max_pool2d
+from pocketvision.web.served import png_data_url
+
+#: Images are shrunk so their longer side is at most this, keeping each request small.
+MAX_SIDE = 320
+PADDINGS = ("same", "valid")
+STRIDES = (1, 2, 3)
+
+
+def kernel_list() -> list[dict[str, Any]]:
+    """Every named kernel with its weights and meaning, for the page's menu."""
+    return [
+        {"name": name, "weights": k.weights.tolist(), "meaning": k.meaning, "is_edge": k.is_edge}
+        for name, k in KERNELS.items()
+    ]
+
+
+def playground_image(data: bytes) -> np.ndarray:
+    """Decode to grayscale uint8 (H, W), shrunk to at most MAX_SIDE on the longer side.
+
+    Raises:
+        pocketvision.preprocess.BadImageError: not an image, truncated, or a bomb.
+    """
+    img = open_image(data, "L")
+    scale = MAX_SIDE / max(img.size)
+    if scale < 1:
+        size = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
+        img = img.resize(size, Image.Resampling.BILINEAR)
+    return np.asarray(img, dtype=np.uint8)
+
+
+def resolve_kernel(kernel: str) -> tuple[str, NamedKernel]:
+    """A named kernel or 9 numbers; ValueError with the reason otherwise."""
+    named = parse_kernel(kernel)
+    if not np.isfinite(named.weights).all():
+        raise ValueError(f"kernel {kernel!r} has a non-finite weight")
+    key = kernel.strip().lower()
+    return (key if key in KERNELS else "custom"), named
+
+
+def convolve(
+    image: np.ndarray, kernel: str, stride: int = 1, padding: str = "same", pool: bool = False
+) -> dict[str, Any]:
+    """Apply a kernel (and optionally 2x2 max pooling) to a grayscale uint8 image.
+
+    Args:
+        image: uint8 (H, W).
+        kernel: A name from :data:`pocketvision.scratch.kernels.KERNELS` or 9 numbers.
+        stride: Step between windows (1, 2 or 3).
+        padding: "same" (zero padding of 1) or "valid" (none).
+        pool: Follow with 2x2 max pooling (stride 2) of the displayed response.
+
+    Returns:
+        ``input`` and ``output`` as PNG data URLs, their shapes, the kernel used, and the
+        response's signed range before display scaling.
+
+    Raises:
+        ValueError: a bad kernel, stride or padding, or an image smaller than the window.
+    """
+    if stride not in STRIDES:
+        raise ValueError(f"stride {stride} not supported; use one of {STRIDES}")
+    if padding not in PADDINGS:
+        raise ValueError(f"padding {padding!r} not supported; use one of {PADDINGS}")
+    name, named = resolve_kernel(kernel)
+    pad: Literal["same", "valid"] = "same" if padding == "same" else "valid"
+    response = apply_kernel(image, named.weights, stride=stride, padding=pad)  # (Ho, Wo)
+    # What a CNN shows the next layer: edge responses as magnitudes, others as they are;
+    # pooling takes the maximum of exactly what is displayed.
+    shown = np.abs(response) if named.is_edge else response
+    if pool:
+        shown = max_pool2d(shown[None, None], 2, 2)[0, 0]
+    output = to_uint8(shown, magnitude=named.is_edge)
+    return {
+        "kernel": name,
+        "weights": named.weights.tolist(),
+        "meaning": named.meaning,
+        "is_edge": named.is_edge,
+        "stride": stride,
+        "padding": padding,
+        "pool": pool,
+        "input_shape": list(image.shape),
+        "response_shape": list(response.shape),
+        "output_shape": list(output.shape),
+        "response_min": float(response.min()),
+        "response_max": float(response.max()),
+        "input": png_data_url(image),
+        "output": png_data_url(output),
+    }
