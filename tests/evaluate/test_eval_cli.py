@@ -120,6 +120,15 @@ def test_data_problems_are_one_line_errors(
         assert main(["evaluate", str(digits_run.path), *extra]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and says in err[0], err
+    # a run without config.json (built by hand) must be told where its data is
+    bare = tmp_path / "bare_run"
+    shutil.copytree(digits_run.path, bare)
+    (bare / "config.json").unlink()
+    assert main(["evaluate", str(bare)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "names no data; pass --data" in err[0], err
+    assert main(["evaluate", str(bare), "--data", "digits", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["data"] == "digits"
 
 
 def test_subset_of_classes_in_a_folder_evaluates(digits_run: DigitsRun, tmp_path: Path) -> None:
