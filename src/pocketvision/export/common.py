@@ -1,0 +1,290 @@
+"""What every exporter shares: the report entry, the verification images, scoring against
+PyTorch, latency timing, the mobile form of a model, and one-line converter errors.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import itertools
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from pocketvision.errors import PocketvisionError
+from pocketvision.rundir import LoadedRun, Preprocessing
+
+FORMATS = ("onnx", "coreml", "tflite", "executorch")
+# "none" means fp32; "int8" gives every int8 variant a format has (TFLite: dynamic and full).
+QUANTIZE = ("none", "fp16", "int8")
+# Python modules each format needs; a missing one turns that format into a "failed" entry.
+REQUIRES: dict[str, tuple[str, ...]] = {
+    "onnx": ("onnx", "onnxscript", "onnxruntime"),
+    "coreml": ("coremltools",),
+    "tflite": ("litert_torch", "ai_edge_litert", "ai_edge_quantizer"),
+    "executorch": ("executorch",),
+}
+
+
+@dataclass
+class ExportResult:
+    """One row of ``export_report.json``: a file of one format and precision, and its check.
+
+    Attributes:
+        format: "onnx", "coreml", "tflite" or "executorch".
+        precision: "fp32", "fp16", "int8" (weights and activations; weights only for Core ML)
+            or "int8_dynamic" (int8 weights, activations quantized at run time).
+        path: The exported file or package, relative to the export folder.
+        size_bytes: Its size on disk (a package's files summed).
+        max_abs_diff: Largest |output - PyTorch output| over the verification images, on
+            logits (probabilities for Core ML, whose graph ends in softmax).
+        top1_agreement: Share of images whose top-1 class equals PyTorch's, in [0, 1].
+        val_accuracy: Top-1 accuracy of the exported file on the verification split.
+        latency_ms: Median single-image latency in the format's own runtime.
+        status: "ok", "failed", or "unverified" (Core ML off macOS: spec checked only).
+        error: Why it failed, or what was not checked, on one line.
+        variant: Container detail, e.g. "mlprogram" or "neuralnetwork" for Core ML.
+        notes: Facts worth knowing (ops left out of a delegate, reference accuracy).
+    """
+
+    format: str
+    precision: str
+    path: str | None = None
+    size_bytes: int | None = None
+    max_abs_diff: float | None = None
+    top1_agreement: float | None = None
+    val_accuracy: float | None = None
+    latency_ms: float | None = None
+    status: str = "failed"
+    error: str | None = None
+    variant: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class VerifySet:
+    """Images the exported files are checked on, and PyTorch's answers for them.
+
+    Attributes:
+        images: uint8 (N, C, H, W) at the model's input size (Core ML takes these).
+        inputs: float32 (N, C, H, W), normalised exactly as in training.
+        labels: int64 (N,) true classes, or None when the images carry no labels.
+        reference: float32 (N, K) PyTorch logits of ``inputs``.
+        calibration: float32 (M, C, H, W) normalised training images for int8 calibration.
+        split: Where ``images`` came from ("val", "test", or "random" without data).
+    """
+
+    images: np.ndarray
+    inputs: np.ndarray
+    labels: np.ndarray | None
+    reference: np.ndarray
+    calibration: np.ndarray
+    split: str
+
+
+@dataclass
+class ExportContext:
+    """Everything an exporter needs: the run, the model in export form, data, output folder."""
+
+    run: LoadedRun
+    model: nn.Module  # mobile form of run.model (see mobile_form), eval mode
+    verify: VerifySet
+    out: Path
+    threads: int = 1
+    latency_runs: int = 30
+
+    @property
+    def prep(self) -> Preprocessing:
+        return self.run.preprocessing
+
+    @property
+    def labels(self) -> list[str]:
+        return self.run.labels
+
+    def example(self, batch: int = 1) -> torch.Tensor:
+        return torch.from_numpy(self.verify.inputs[:batch].copy())
+
+
+def missing_packages(fmt: str) -> list[str]:
+    """Modules ``fmt`` needs that are not importable here."""
+    return [m for m in REQUIRES[fmt] if importlib.util.find_spec(m) is None]
+
+
+def require(fmt: str) -> None:
+    """Raise a one-line error naming the missing package and the extra that installs it."""
+    try:
+        missing = missing_packages(fmt)
+    except (ImportError, ValueError):  # a module set to None in sys.modules, or broken
+        missing = list(REQUIRES[fmt])
+    if missing:
+        raise PocketvisionError(
+            f"{fmt} export needs {', '.join(missing)}: pip install 'pocketvision[export]'"
+        )
+
+
+def file_size(path: Path) -> int:
+    """Bytes of a file, or of all files under a folder (a .mlpackage)."""
+    if path.is_dir():
+        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    return path.stat().st_size
+
+
+def score(verify: VerifySet, outputs: np.ndarray, *, probabilities: bool = False) -> dict[str, Any]:
+    """Compare a runtime's outputs with PyTorch's on the verification images.
+
+    Args:
+        verify: The images and PyTorch's logits.
+        outputs: (N, K) from the exported file.
+        probabilities: ``outputs`` are softmax probabilities (Core ML); compare with
+            PyTorch's softmax instead of its logits.
+    """
+    ref = verify.reference
+    if probabilities:
+        ref = torch.softmax(torch.from_numpy(ref), dim=1).numpy()
+    outputs = np.asarray(outputs, dtype=np.float32).reshape(ref.shape)
+    top1 = outputs.argmax(axis=1)
+    result: dict[str, Any] = {
+        "max_abs_diff": float(np.abs(outputs - ref).max()),
+        "top1_agreement": float((top1 == ref.argmax(axis=1)).mean()),
+        "val_accuracy": None,
+    }
+    if verify.labels is not None:
+        result["val_accuracy"] = float((top1 == verify.labels).mean())
+    return result
+
+
+def median_latency_ms(fn: Callable[[], object], runs: int, warmup: int = 3) -> float:
+    """Median wall time of ``fn()`` in milliseconds after a few warm-up calls."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(max(runs, 1)):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times) * 1000.0)
+
+
+class GlobalAvgPool(nn.Module):
+    """Mean over H and W with keepdim: a pattern every mobile delegate takes whole."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean(dim=(2, 3), keepdim=True)
+
+
+class GlobalMaxPool(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.amax(dim=(2, 3), keepdim=True)
+
+
+def _bins(size: int, out: int) -> tuple[int, int] | None:
+    """(kernel, stride) of a plain pool equal to adaptive pooling ``size`` -> ``out``, if any.
+
+    Adaptive bin i spans [floor(i * size / out), ceil((i + 1) * size / out)); a fixed pool
+    matches when every bin has the same length and the starts step evenly (6 -> 5 is
+    kernel 2, stride 1).
+    """
+    starts = [i * size // out for i in range(out)]
+    ends = [-(-(i + 1) * size // out) for i in range(out)]
+    kernels = {e - b for b, e in zip(starts, ends, strict=True)}
+    steps = {b - a for a, b in itertools.pairwise(starts)} or {1}
+    if len(kernels) == 1 and len(steps) == 1:
+        return kernels.pop(), steps.pop()
+    return None
+
+
+def _fixed_pool(module: nn.Module, in_hw: tuple[int, int]) -> nn.Module | None:
+    """The fixed-size equivalent of an adaptive pool at a known input size, if one exists."""
+    out: Any = getattr(module, "output_size")  # noqa: B009  (both adaptive pools have it)
+    oh, ow = (out, out) if isinstance(out, int) else tuple(out)
+    h, w = in_hw
+    oh, ow = oh or h, ow or w  # None in output_size keeps that dimension
+    if (oh, ow) == (h, w):
+        return nn.Identity()
+    is_max = isinstance(module, nn.AdaptiveMaxPool2d)
+    if (oh, ow) == (1, 1):
+        return GlobalMaxPool() if is_max else GlobalAvgPool()
+    along_h, along_w = _bins(h, oh), _bins(w, ow)
+    if along_h is None or along_w is None:
+        return None  # uneven bins: no fixed pool computes the same thing
+    kernel, stride = (along_h[0], along_w[0]), (along_h[1], along_w[1])
+    return nn.MaxPool2d(kernel, stride) if is_max else nn.AvgPool2d(kernel, stride)
+
+
+def mobile_form(model: nn.Module, input_size: Sequence[int]) -> nn.Module:
+    """A copy of ``model`` with adaptive pools replaced by fixed ones for this input size.
+
+    Adaptive pooling has no XNNPACK kernel, so ExecuTorch would run it outside the delegate;
+    at a fixed input size it is a global mean (keepdim), a plain average pool or nothing at
+    all. The copy computes the same function at ``input_size`` (the checks compare it with
+    the original model's logits).
+    """
+    model = copy.deepcopy(model).eval()
+    shapes: dict[str, tuple[int, int]] = {}
+    hooks = []
+    for name, module in model.named_modules():
+        if isinstance(module, nn.AdaptiveAvgPool2d | nn.AdaptiveMaxPool2d):
+
+            def record(mod: nn.Module, args: tuple[Any, ...], _out: Any, name: str = name) -> None:
+                shapes[name] = (int(args[0].shape[-2]), int(args[0].shape[-1]))
+
+            hooks.append(module.register_forward_hook(record))
+    with torch.no_grad():
+        model(torch.zeros(1, *input_size))
+    for hook in hooks:
+        hook.remove()
+    for name, hw in shapes.items():
+        parent_name, _, child = name.rpartition(".")
+        parent = model.get_submodule(parent_name) if parent_name else model
+        replacement = _fixed_pool(parent.get_submodule(child), hw)
+        if replacement is not None:
+            setattr(parent, child, replacement)
+    return model
+
+
+def layer_of_op(
+    model: nn.Module, example: torch.Tensor, ops: Sequence[str]
+) -> tuple[str, str] | None:
+    """The first of ``ops`` (aten op names) found in the model's graph, and the module path
+    that calls it, e.g. ``("fft_rfft2", "features.3 (Spectral)")``."""
+    try:
+        program = torch.export.export(model, (example,))
+    except Exception:
+        return None
+    for op in ops:
+        short = op.split(".")[-1].split("::")[-1].lstrip("_")
+        for node in program.graph.nodes:
+            if node.op != "call_function":
+                continue
+            # str(target) is like "aten.fft_rfft2.default"
+            parts = str(node.target).split(".")
+            if short not in (p.lstrip("_") for p in parts):
+                continue
+            stack = node.meta.get("nn_module_stack") or {}
+            if not stack:
+                return op, "<model>"
+            path, cls = list(stack.values())[-1]
+            cls_name = cls.__name__ if isinstance(cls, type) else str(cls).rsplit(".", 1)[-1]
+            return op, f"{path or '<model>'} ({cls_name})"
+    return None
+
+
+def describe_failure(err: BaseException, model: nn.Module, example: torch.Tensor) -> str:
+    """One line for a converter exception, naming the op and the layer where it can."""
+    if isinstance(err, PocketvisionError):
+        return str(err)
+    text = " ".join(str(err).split()) or type(err).__name__
+    message = f"{type(err).__name__}: {text[:300]}"
+    # Converters name the op as aten.x / aten::x or in quotes ('x' not implemented).
+    ops = re.findall(r"aten(?:\.|::)([A-Za-z_0-9]+)", text) + re.findall(r"'([A-Za-z_0-9]+)'", text)
+    found = layer_of_op(model, example, ops) if ops else None
+    if found:
+        return f"op {found[0]} in layer {found[1]} cannot be converted: {message}"
+    return message

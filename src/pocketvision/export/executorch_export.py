@@ -1,0 +1,91 @@
+"""ExecuTorch: torch.export at batch 1, lowered to the XNNPACK delegate, saved as .pte and
+checked with the ExecuTorch Python runtime. Every op the delegate did not take is reported
+(``notes``), so "whole graph delegated" is a checked fact, not a hope.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from pocketvision.export.common import (
+    ExportContext,
+    ExportResult,
+    describe_failure,
+    file_size,
+    median_latency_ms,
+    require,
+    score,
+)
+
+FILE = "model_xnnpack.pte"
+# Graph nodes that are plumbing, not compute left outside the delegate.
+_PLUMBING = {"executorch_call_delegate", "getitem", "alloc"}
+
+
+def lower(ctx: ExportContext) -> tuple[bytes, list[str]]:
+    """Export, lower to XNNPACK, and list the ops (with counts) left outside the delegate."""
+    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+    from executorch.exir import to_edge_transform_and_lower
+
+    with torch.no_grad():
+        program = torch.export.export(ctx.model, (ctx.example(1),))
+    executorch = to_edge_transform_and_lower(
+        program, partitioner=[XnnpackPartitioner()]
+    ).to_executorch()
+    left_out: Counter[str] = Counter()
+    for node in executorch.exported_program().graph_module.graph.nodes:
+        if node.op != "call_function":
+            continue
+        name = getattr(node.target, "__name__", str(node.target))
+        if name.split(".")[0] not in _PLUMBING:
+            left_out[name] += 1
+    return bytes(executorch.buffer), [f"{op} x{n}" for op, n in sorted(left_out.items())]
+
+
+def check(ctx: ExportContext, path: Path) -> dict[str, Any]:
+    """Run every verification image through the ExecuTorch runtime (batch 1)."""
+    from executorch.runtime import Runtime
+
+    method = Runtime.get().load_program(str(path)).load_method("forward")
+    inputs = torch.from_numpy(ctx.verify.inputs)
+
+    def run(image: torch.Tensor) -> np.ndarray:
+        return method.execute([image[None].contiguous()])[0].numpy()[0]
+
+    outputs = np.stack([run(image) for image in inputs])
+    result = score(ctx.verify, outputs)
+    result["latency_ms"] = median_latency_ms(lambda: run(inputs[0]), ctx.latency_runs)
+    return result
+
+
+def export(ctx: ExportContext, precisions: Sequence[str]) -> list[ExportResult]:
+    """fp32 XNNPACK only; fp16 and int8 .pte files are not produced (see docs)."""
+    if "fp32" not in precisions:
+        return []
+    folder = ctx.out / "executorch"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / FILE
+    entry = ExportResult(
+        "executorch", "fp32", path=str(path.relative_to(ctx.out)), variant="xnnpack"
+    )
+    try:
+        require("executorch")
+        buffer, left_out = lower(ctx)
+        path.write_bytes(buffer)
+        entry.size_bytes = file_size(path)
+        for key, value in check(ctx, path).items():
+            setattr(entry, key, value)
+        entry.status = "ok"
+        if left_out:
+            entry.notes.append("not delegated to XNNPACK: " + ", ".join(left_out))
+        else:
+            entry.notes.append("whole graph delegated to XNNPACK")
+    except Exception as err:
+        entry.error = describe_failure(err, ctx.model, ctx.example())
+    return [entry]

@@ -1,0 +1,192 @@
+"""TFLite / LiteRT: litert-torch converts the fp32 model; ai-edge-quantizer derives fp16
+(weights cast to float16), dynamic-range int8 and full int8 (calibrated on training images)
+from it; the ai-edge-litert Interpreter checks every file.
+
+Layout: the .tflite input is NHWC float32 ``(1, H, W, C)``, normalised as in training. Android
+Bitmaps are row-major pixels with channels last, so the app fills the buffer in pixel order
+with no transpose; the graph transposes to the model's NCHW itself. The signature is
+``serving_default`` with input ``image`` and output ``logits``. Full int8 files take and
+return int8 tensors; their quantization parameters are in the tensor details.
+
+labels.txt travels inside the .tflite as a zip archive appended to the flatbuffer (the way
+TFLite Support packs associated files: ``unzip -l model.tflite`` lists it); the interpreter
+ignores the trailing bytes. No TFLite Support metadata flatbuffer is written (the
+tflite-support package does not install with this toolchain).
+"""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from pocketvision.export.common import (
+    ExportContext,
+    ExportResult,
+    describe_failure,
+    file_size,
+    median_latency_ms,
+    require,
+    score,
+)
+
+SIGNATURE = "serving_default"
+INPUT_NAME = "image"
+OUTPUT_NAME = "logits"
+# precision -> file name
+FILES = {
+    "fp32": "model_fp32.tflite",
+    "fp16": "model_fp16.tflite",
+    "int8_dynamic": "model_int8_dynamic.tflite",
+    "int8": "model_int8.tflite",
+}
+
+
+class ChannelsLast(nn.Module):
+    """Takes NHWC (what a Bitmap gives), returns named logits."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {OUTPUT_NAME: self.model(image.permute(0, 3, 1, 2))}  # (N, H, W, C) -> NCHW
+
+
+def nhwc(images: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(images.transpose(0, 2, 3, 1))
+
+
+def convert_fp32(ctx: ExportContext) -> bytes:
+    import litert_torch
+
+    example = torch.from_numpy(nhwc(ctx.verify.inputs[:1]))
+    edge = litert_torch.convert(
+        ChannelsLast(ctx.model).eval(), sample_args=(), sample_kwargs={INPUT_NAME: example}
+    )
+    return bytes(edge.model_content())
+
+
+def quantize(ctx: ExportContext, fp32: bytes, precision: str) -> bytes:
+    """fp16 / int8_dynamic / int8 from the fp32 flatbuffer with ai-edge-quantizer."""
+    from ai_edge_quantizer import qtyping, quantizer, recipe, recipe_manager
+    from ai_edge_quantizer.algorithm_manager import AlgorithmName
+
+    if precision == "fp16":
+        manager = recipe_manager.RecipeManager()
+        manager.add_weight_only_config(
+            regex=".*",
+            operation_name=qtyping.TFLOperationName.ALL_SUPPORTED,
+            num_bits=16,
+            algorithm_key=AlgorithmName.FLOAT_CASTING,
+        )
+        plan = manager.get_quantization_recipe()
+    elif precision == "int8_dynamic":
+        plan = recipe.dynamic_wi8_afp32()
+    else:
+        plan = recipe.static_wi8_ai8()
+    quant = quantizer.Quantizer(bytearray(fp32), plan)
+    calibration = None
+    if quant.need_calibration:
+        samples = [{INPUT_NAME: image[None]} for image in nhwc(ctx.verify.calibration)]
+        calibration = quant.calibrate({SIGNATURE: samples}, num_threads=1)
+    result = quant.quantize(calibration, enable_progress_report=False)
+    if result.quantized_model is None:
+        raise RuntimeError(f"ai-edge-quantizer produced no {precision} model")
+    return bytes(result.quantized_model)
+
+
+def with_labels(flatbuffer: bytes, labels: Sequence[str]) -> bytes:
+    """Append labels.txt as a zip archive (TFLite Support's associated-file packing)."""
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_STORED) as zf:
+        zf.writestr("labels.txt", "\n".join(labels) + "\n")
+    return flatbuffer + archive.getvalue()
+
+
+def _quantize_input(x: np.ndarray, detail: dict[str, Any]) -> np.ndarray:
+    dtype = detail["dtype"]
+    if dtype == np.float32:
+        return x
+    scale, zero = detail["quantization"]
+    info = np.iinfo(dtype)
+    return np.clip(np.round(x / scale + zero), info.min, info.max).astype(dtype)
+
+
+def _dequantize_output(y: np.ndarray, detail: dict[str, Any]) -> np.ndarray:
+    if detail["dtype"] == np.float32:
+        return y
+    scale, zero = detail["quantization"]
+    return (y.astype(np.float32) - zero) * scale
+
+
+def check(ctx: ExportContext, path: Path) -> dict[str, Any]:
+    """Run every verification image through the LiteRT interpreter (batch 1, as on a phone)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(path), num_threads=ctx.threads)
+    interpreter.allocate_tensors()
+    inp = interpreter.get_input_details()[0]
+    out = interpreter.get_output_details()[0]
+    images = nhwc(ctx.verify.inputs)
+
+    def run(image: np.ndarray) -> np.ndarray:
+        interpreter.set_tensor(inp["index"], _quantize_input(image[None], inp))
+        interpreter.invoke()
+        return _dequantize_output(interpreter.get_tensor(out["index"]), out)[0]
+
+    outputs = np.stack([run(image) for image in images])
+    result = score(ctx.verify, outputs)
+    result["latency_ms"] = median_latency_ms(lambda: run(images[0]), ctx.latency_runs)
+    return result
+
+
+def tensor_names(path: Path) -> dict[str, str]:
+    """Signature and tensor names of an exported file, for the Kotlin code and its tests."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(path))
+    signature = interpreter.get_signature_list()[SIGNATURE]
+    return {
+        "signature": SIGNATURE,
+        "input": signature["inputs"][0],
+        "output": signature["outputs"][0],
+        "input_tensor": interpreter.get_input_details()[0]["name"],
+        "output_tensor": interpreter.get_output_details()[0]["name"],
+    }
+
+
+def export(ctx: ExportContext, precisions: Sequence[str]) -> list[ExportResult]:
+    """fp32 always (the others derive from it); fp16; int8 gives int8_dynamic and int8."""
+    folder = ctx.out / "tflite"
+    folder.mkdir(parents=True, exist_ok=True)
+    wanted = [p for p in ("fp32", "fp16") if p in precisions]
+    if "int8" in precisions:
+        wanted += ["int8_dynamic", "int8"]
+    try:
+        require("tflite")
+        fp32 = convert_fp32(ctx)
+    except Exception as err:
+        message = describe_failure(err, ctx.model, ctx.example())
+        return [ExportResult("tflite", p, error=message) for p in wanted]
+    results = []
+    for precision in wanted:
+        path = folder / FILES[precision]
+        entry = ExportResult("tflite", precision, path=str(path.relative_to(ctx.out)))
+        try:
+            flatbuffer = fp32 if precision == "fp32" else quantize(ctx, fp32, precision)
+            path.write_bytes(with_labels(flatbuffer, ctx.labels))
+            entry.size_bytes = file_size(path)
+            for key, value in check(ctx, path).items():
+                setattr(entry, key, value)
+            entry.status = "ok"
+        except Exception as err:
+            entry.error = describe_failure(err, ctx.model, ctx.example())
+        results.append(entry)
+    return results

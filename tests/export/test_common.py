@@ -1,0 +1,138 @@
+"""Export plumbing that needs no converter: pools rewritten for mobile delegates, argument
+parsing, missing packages, converter errors that name the op and the layer, CLI errors."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from export_support import make_run
+from torch import nn
+
+from pocketvision.cli import main
+from pocketvision.errors import PocketvisionError
+from pocketvision.export import export_run, format_table
+from pocketvision.export.api import build_context, parse_list
+from pocketvision.export.common import _fixed_pool, mobile_form
+from pocketvision.rundir import BEST, LoadedRun, ModelSpec, Preprocessing
+
+
+@pytest.mark.parametrize("pool", [nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d])
+@pytest.mark.parametrize(
+    ("size", "out"), [(6, 5), (7, 3), (8, 4), (10, 3), (5, 5), (9, 1), (4, (2, 1)), (6, (None, 3))]
+)
+def test_fixed_pool_equals_adaptive_pool(pool: type[nn.Module], size: int, out: object) -> None:
+    adaptive = pool(out)
+    fixed = _fixed_pool(adaptive, (size, size))
+    assert fixed is not None
+    x = torch.randn(2, 3, size, size)
+    torch.testing.assert_close(fixed(x), adaptive(x), rtol=0, atol=1e-6)
+    assert not any(
+        isinstance(m, nn.AdaptiveAvgPool2d | nn.AdaptiveMaxPool2d) for m in fixed.modules()
+    )
+
+
+def test_uneven_adaptive_pool_is_left_alone() -> None:
+    # 7 -> 5 has bins of length 2 and 3: no fixed pool computes it
+    assert _fixed_pool(nn.AdaptiveAvgPool2d(5), (7, 7)) is None
+
+
+def test_mobile_form_computes_the_same_function() -> None:
+    model = nn.Sequential(
+        nn.Conv2d(1, 4, 3), nn.AdaptiveAvgPool2d(5), nn.AdaptiveMaxPool2d(1), nn.Flatten()
+    ).eval()
+    mobile = mobile_form(model, (1, 8, 8))
+    kinds = [type(m).__name__ for m in mobile]
+    assert kinds == ["Conv2d", "AvgPool2d", "GlobalMaxPool", "Flatten"]
+    x = torch.randn(3, 1, 8, 8)
+    torch.testing.assert_close(mobile(x), model(x))
+    assert isinstance(model[1], nn.AdaptiveAvgPool2d)  # the original is untouched
+
+
+def test_parse_list() -> None:
+    assert parse_list("ONNX, tflite", ("onnx", "tflite"), "format") == ["onnx", "tflite"]
+    assert parse_list(None, ("a", "b"), "x") == ["a", "b"]
+    with pytest.raises(PocketvisionError, match="unknown format caffe; choose from onnx"):
+        parse_list("onnx,caffe", ("onnx", "tflite"), "format")
+
+
+def test_run_without_checkpoint_is_a_one_line_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = make_run(tmp_path, "lenet5", data=None)
+    (run / BEST).unlink()
+    assert main(["export", str(run), "--format", "onnx"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "best.safetensors: no checkpoint" in err
+
+
+def test_unknown_format_on_the_command_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = make_run(tmp_path, "lenet5", data=None)
+    assert main(["export", str(run), "--format", "caffe2"]) == 2
+    assert "unknown format caffe2" in capsys.readouterr().err
+
+
+def test_missing_package_fails_only_its_format(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = make_run(tmp_path, "lenet5", data=None)
+    monkeypatch.setitem(sys.modules, "coremltools", None)  # as if it were not installed
+    results = export_run(
+        run, formats="coreml,onnx", quantize="none", verify_images=20, codegen=False
+    )
+    coreml = [r for r in results if r.format == "coreml"]
+    assert coreml and all(r.status == "failed" for r in coreml)
+    assert all("coremltools" in r.error and "pocketvision[export]" in r.error for r in coreml)
+    onnx = next(r for r in results if r.format == "onnx")
+    assert onnx.status == "ok" and onnx.max_abs_diff is not None and onnx.max_abs_diff <= 1e-4
+    # without data the check runs on random images and reports no accuracy
+    assert onnx.val_accuracy is None
+    table = format_table(results)
+    assert "coreml fp32: failed: coreml export needs coremltools" in table
+
+
+class Determinant(nn.Module):
+    """An op no mobile converter here implements (aten.linalg_det)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.linalg.det(x[:, 0, :4, :4])[:, None].expand(-1, 3)
+
+
+class Unconvertible(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 1, 3, padding=1)
+        self.odd = Determinant()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.odd(self.conv(x))
+
+
+def test_converter_failure_names_op_and_layer_and_others_continue(tmp_path: Path) -> None:
+    from pocketvision.export import coreml_export, onnx_export
+
+    prep = Preprocessing((1, 8, 8), (0.5,), (0.5,))
+    run = LoadedRun(
+        tmp_path, Unconvertible().eval(), ModelSpec("custom", {}), ["a", "b", "c"], prep
+    )
+    images = np.random.default_rng(0).integers(0, 256, (16, 1, 8, 8), dtype=np.uint8)
+    ctx = build_context(
+        run,
+        tmp_path / "out",
+        verify_images=16,
+        calibration_images=4,
+        split="val",
+        threads=1,
+        images=(images, None),
+    )
+    (coreml,) = [r for r in coreml_export.export(ctx, ["fp32"]) if r.variant == "mlprogram"]
+    assert coreml.status == "failed"
+    assert coreml.error is not None
+    assert coreml.error.startswith("op linalg_det in layer odd (Determinant)")
+    (onnx,) = onnx_export.export(ctx, ["fp32"])  # ONNX has Det: this format still works
+    assert onnx.status == "ok" and onnx.max_abs_diff is not None and onnx.max_abs_diff <= 1e-4
