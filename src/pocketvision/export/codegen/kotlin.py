@@ -2,7 +2,7 @@
 
 The preprocessing reproduces pocketvision.preprocess step by step: transparency composited
 onto white, PIL's grayscale formula (or RGB), PIL's antialiased bilinear resize ("squash",
-no crop) rounded to 8 bit after each pass, then (pixel / 255 - mean) / std, written NHWC.
+no crop) in its fixed-point arithmetic, rounded to 8 bit after each pass, then (pixel / 255 - mean) / std, written NHWC.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ import java.nio.MappedByteBuffer
 import java.nio.channels.FileChannel
 import kotlin.math.abs
 import kotlin.math.exp
-import kotlin.math.floor
 import kotlin.math.max
 import kotlin.math.min
 import org.tensorflow.lite.DataType
@@ -61,7 +60,7 @@ class ImageClassifier(
             val h = bitmap.height
             val argb = IntArray(w * h)
             bitmap.getPixels(argb, 0, w, 0, 0, w, h)
-            val planes = Array(CHANNELS) { FloatArray(w * h) }
+            val planes = Array(CHANNELS) { IntArray(w * h) }
             for (i in argb.indices) {
                 val p = argb[i]
                 val a = (p ushr 24) and 0xFF
@@ -71,11 +70,11 @@ class ImageClassifier(
                 val b = onWhite(p and 0xFF, a)
                 if (CHANNELS == 1) {
                     // PIL's "L": ITU-R 601-2 luma in 16-bit fixed point
-                    planes[0][i] = ((r * 19595 + g * 38470 + b * 7471 + 0x8000) shr 16).toFloat()
+                    planes[0][i] = (r * 19595 + g * 38470 + b * 7471 + 0x8000) shr 16
                 } else {
-                    planes[0][i] = r.toFloat()
-                    planes[1][i] = g.toFloat()
-                    planes[2][i] = b.toFloat()
+                    planes[0][i] = r
+                    planes[1][i] = g
+                    planes[2][i] = b
                 }
             }
             val input = FloatArray(HEIGHT * WIDTH * CHANNELS)
@@ -97,16 +96,18 @@ class ImageClassifier(
         }
 
         /** PIL's BILINEAR resize: triangle filter widened by the scale when shrinking. */
-        private fun resize(src: FloatArray, w: Int, h: Int): FloatArray {
+        private fun resize(src: IntArray, w: Int, h: Int): IntArray {
             val horizontal = if (w == WIDTH) src else pass(src, w, h, WIDTH, true)
             return if (h == HEIGHT) horizontal else pass(horizontal, WIDTH, h, HEIGHT, false)
         }
 
-        private fun pass(src: FloatArray, w: Int, h: Int, size: Int, alongX: Boolean): FloatArray {
+        /** One separable pass with PIL's 22-bit fixed-point weights and 8-bit rounding. */
+        private fun pass(src: IntArray, w: Int, h: Int, size: Int, alongX: Boolean): IntArray {
+            val bits = 22
             val inSize = if (alongX) w else h
             val scale = inSize.toDouble() / size
             val support = max(scale, 1.0)
-            val out = FloatArray(if (alongX) size * h else w * size)
+            val out = IntArray(if (alongX) size * h else w * size)
             for (o in 0 until size) {
                 val center = (o + 0.5) * scale
                 val lo = max((center - support + 0.5).toInt(), 0)
@@ -115,14 +116,18 @@ class ImageClassifier(
                     max(0.0, 1.0 - abs((k + lo - center + 0.5) / support))
                 }
                 val total = weights.sum()
+                val fixed = LongArray(weights.size) { k ->
+                    val v = weights[k] / total * (1 shl bits)
+                    if (v < 0) (v - 0.5).toLong() else (v + 0.5).toLong()
+                }
                 val lines = if (alongX) h else w
                 for (line in 0 until lines) {
-                    var acc = 0.0
-                    for (k in weights.indices) {
+                    var acc = 1L shl (bits - 1)
+                    for (k in fixed.indices) {
                         val idx = if (alongX) line * w + lo + k else (lo + k) * w + line
-                        acc += src[idx] * weights[k] / total
+                        acc += src[idx] * fixed[k]
                     }
-                    val value = min(255.0, max(0.0, floor(acc + 0.5))).toFloat()
+                    val value = min(255L, max(0L, acc shr bits)).toInt()
                     if (alongX) out[line * size + o] = value else out[o * w + line] = value
                 }
             }
