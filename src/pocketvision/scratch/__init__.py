@@ -7,7 +7,7 @@ each step, and torch layers and exported models can be tested against it.
 - :mod:`.pool`: max/avg pooling with torch's ceil_mode rules, global average pooling.
 - :mod:`.functional`: activations, softmax, cross-entropy, linear, channel shuffle, SE.
 - :mod:`.kernels`: classic 3x3 kernels and apply_kernel.
-- :mod:`.linear`, :mod:`.networks`: LinearRegression, Perceptron, MLP, LeNet.
+- :mod:`.learners`, :mod:`.networks`: LinearRegression, Perceptron, MLP, LeNet.
 - :mod:`.lessons`, :mod:`.filter`: what ``pocketvision lesson`` and ``filter`` run.
 """
 
@@ -40,7 +40,7 @@ from pocketvision.scratch.kernels import (
     SOBEL_Y,
     apply_kernel,
 )
-from pocketvision.scratch.linear import LinearRegression, Perceptron
+from pocketvision.scratch.learners import LinearRegression, Perceptron
 from pocketvision.scratch.networks import MLP, LeNet
 from pocketvision.scratch.pool import (
     avg_pool2d,

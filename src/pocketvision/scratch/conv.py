@@ -197,6 +197,8 @@ def conv2d(
     padding: IntPair = 0,
     dilation: IntPair = 1,
     groups: int = 1,
+    *,
+    cols: np.ndarray | None = None,
 ) -> np.ndarray:
     """2-D convolution (cross-correlation, as in every deep learning library).
 
@@ -207,6 +209,8 @@ def conv2d(
         stride, padding, dilation: int or (h, w) pair.
         groups: split channels into this many independent convolutions; ``groups == C`` is a
             depthwise convolution.
+        cols: ``im2col(x, ...)`` if the caller already has it (a network keeps it for the
+            backward pass).
 
     Returns:
         (N, F, Ho, Wo) output.
@@ -219,7 +223,8 @@ def conv2d(
     f, cg, kh, kw = w.shape
     g = conv_geometry(x.shape, (kh, kw), stride, padding, dilation)
     n = x.shape[0]
-    cols = im2col(x, (kh, kw), stride, padding, dilation)  # (C*kh*kw, N*Ho*Wo)
+    if cols is None:
+        cols = im2col(x, (kh, kw), stride, padding, dilation)  # (C*kh*kw, N*Ho*Wo)
     # Groups become a batch dimension of a single (batched) matrix product:
     # (G, F/G, Cg*kh*kw) @ (G, Cg*kh*kw, N*Ho*Wo) -> (G, F/G, N*Ho*Wo).
     out = np.matmul(

@@ -126,11 +126,11 @@ class LeNet:
         p = self.params
         acts: dict[str, np.ndarray] = {"input": x}
         acts["cols1"] = im2col(x, 5, 1, 2)  # kept so the backward pass need not unroll again
-        acts["conv1"] = conv2d(x, p["conv1_w"], p["conv1_b"], padding=2)
+        acts["conv1"] = conv2d(x, p["conv1_w"], p["conv1_b"], padding=2, cols=acts["cols1"])
         acts["relu1"] = relu(acts["conv1"])
         acts["pool1"] = max_pool2d(acts["relu1"], 2)
         acts["cols2"] = im2col(acts["pool1"], 5)
-        acts["conv2"] = conv2d(acts["pool1"], p["conv2_w"], p["conv2_b"])
+        acts["conv2"] = conv2d(acts["pool1"], p["conv2_w"], p["conv2_b"], cols=acts["cols2"])
         acts["relu2"] = relu(acts["conv2"])
         acts["pool2"] = max_pool2d(acts["relu2"], 2)
         acts["flat"] = acts["pool2"].reshape(len(x), -1)

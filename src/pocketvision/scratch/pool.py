@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pocketvision.scratch.conv import Geometry, IntPair, _col2im_padded, _pad, _windows, pair
+from pocketvision.scratch.conv import Geometry, IntPair, _col2im_padded, _pad, pair
 
 
 def _pool_geometry(
@@ -50,6 +50,22 @@ def _pool_geometry(
     return Geometry(kh, kw, sh, sw, ph, pw, 1, 1, out_h, out_w), extra_h, extra_w
 
 
+def _tap(xp: np.ndarray, g: Geometry, i: int, j: int) -> np.ndarray:
+    """View of kernel tap (i, j) of every window: (N, C, Ho, Wo), a strided slice of ``xp``.
+
+    Pooling loops over the kh*kw taps with whole-array operations; reducing over tiny window
+    axes of a strided view is several times slower.
+    """
+    return xp[
+        :, :, i : i + g.sh * (g.out_h - 1) + 1 : g.sh, j : j + g.sw * (g.out_w - 1) + 1 : g.sw
+    ]
+
+
+def _taps(g: Geometry) -> list[tuple[int, int]]:
+    """Every kernel tap after (0, 0), in row-major order."""
+    return [(i, j) for i in range(g.kh) for j in range(g.kw)][1:]
+
+
 def max_pool2d(
     x: np.ndarray,
     kernel_size: IntPair,
@@ -71,7 +87,10 @@ def max_pool2d(
     """
     g, eh, ew = _pool_geometry(x.shape, kernel_size, stride, padding, ceil_mode)
     xp = _pad(x, g.ph, g.ph + eh, g.pw, g.pw + ew, -np.inf)
-    return _windows(xp, g).max(axis=(2, 3))
+    out = _tap(xp, g, 0, 0).copy()
+    for i, j in _taps(g):
+        np.maximum(out, _tap(xp, g, i, j), out=out)
+    return out
 
 
 def max_pool2d_backward(
@@ -89,13 +108,14 @@ def max_pool2d_backward(
     """
     g, eh, ew = _pool_geometry(x.shape, kernel_size, stride, padding, ceil_mode)
     xp = _pad(x, g.ph, g.ph + eh, g.pw, g.pw + ew, -np.inf)
-    n, c, h, w = x.shape
-    win = _windows(xp, g).reshape(n, c, g.kh * g.kw, g.out_h, g.out_w)
-    arg = win.argmax(axis=2)  # first maximum, like torch's CPU kernel
-    taps = np.arange(g.kh * g.kw).reshape(1, 1, -1, 1, 1)
-    dwin = (taps == arg[:, :, None]) * dout[:, :, None]  # (N, C, kh*kw, Ho, Wo)
-    cols6 = dwin.reshape(n, c, g.kh, g.kw, g.out_h, g.out_w).transpose(1, 2, 3, 0, 4, 5)
-    dxp = _col2im_padded(cols6.astype(dout.dtype), xp.shape, g)
+    h, w = x.shape[2:]
+    out = max_pool2d(x, kernel_size, stride, padding, ceil_mode)
+    dxp = np.zeros(xp.shape, dtype=dout.dtype)
+    unclaimed = np.ones(out.shape, dtype=bool)  # the first maximum in a window wins, as in torch
+    for i, j in [(0, 0), *_taps(g)]:
+        hit = unclaimed & (_tap(xp, g, i, j) == out)
+        _tap(dxp, g, i, j)[...] += dout * hit
+        unclaimed &= ~hit
     return dxp[:, :, g.ph : g.ph + h, g.pw : g.pw + w]
 
 
@@ -128,7 +148,9 @@ def avg_pool2d(
     """
     g, eh, ew = _pool_geometry(x.shape, kernel_size, stride, padding, ceil_mode)
     xp = _pad(x, g.ph, g.ph + eh, g.pw, g.pw + ew, 0.0)
-    total = _windows(xp, g).sum(axis=(2, 3))
+    total = _tap(xp, g, 0, 0).copy()
+    for i, j in _taps(g):
+        total += _tap(xp, g, i, j)
     dv_h = _avg_divisor(x.shape[2], g.out_h, g.kh, g.sh, g.ph, count_include_pad)
     dv_w = _avg_divisor(x.shape[3], g.out_w, g.kw, g.sw, g.pw, count_include_pad)
     return (total / np.outer(dv_h, dv_w)).astype(x.dtype)

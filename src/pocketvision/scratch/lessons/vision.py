@@ -128,7 +128,8 @@ def lenet(
         log=log,
     )
     log(
-        f"test accuracy {history.test_accuracy[-1]:.2%} after {epochs} epochs ({history.seconds:.1f} s)"
+        f"test accuracy {history.test_accuracy[-1]:.2%} after {epochs} epochs "
+        f"({history.seconds:.1f} s wall, {history.cpu_seconds:.1f} s CPU)"
     )
 
     acts = model.features(x_test[:1])
@@ -154,7 +155,12 @@ def lenet(
     bottom.suptitle("learned conv1 kernels, and the feature maps of the digit above", fontsize=9)
     save_figure(fig, out)
     return LessonResult(
-        out, {"test_accuracy": history.test_accuracy[-1], "seconds": history.seconds}
+        out,
+        {
+            "test_accuracy": history.test_accuracy[-1],
+            "seconds": history.seconds,
+            "cpu_seconds": history.cpu_seconds,
+        },
     )
 
 
