@@ -154,11 +154,11 @@ _AUTHORS = "Howard, Zhu, Chen, Kalenichenko, Wang, Andreetto, Adam"
 _SMALL_INPUT = "The 3x3 stem conv has stride 1 instead of 2 (total stride 16 instead of 32)."
 
 # The reference release's table (TF-slim mobilenet_v1.md, 2018-02-22 checkpoints): million
-# MACs for every (width, resolution). Our exact counts round to these integers except in two
-# places: the 0.75 row is uniformly 2.6% below both our count and the paper's own Table 6
-# figure for 0.75 at 224 (325M), and 0.25 at 192 reads 34 where its neighbours and the
-# (r/224)^2 scaling give 30 (a typo). Tests hold the build to every entry and to both
-# discrepancies.
+# MACs for every (width, resolution). Our counts lie within 0.6M of these whole-million
+# figures except in two places: the 0.75 row is uniformly 2.6% below both our count and the
+# paper's own Table 6 figure for 0.75 at 224 (325M), and 0.25 at 192 reads 34 where its
+# neighbours and the (r/224)^2 scaling give 30 (a typo). Tests hold the build to every entry
+# and to both discrepancies.
 RELEASE_MACS_M: dict[tuple[float, int], int] = {
     (1.0, 224): 569, (1.0, 192): 418, (1.0, 160): 291, (1.0, 128): 186,
     (0.75, 224): 317, (0.75, 192): 233, (0.75, 160): 162, (0.75, 128): 104,
