@@ -73,11 +73,26 @@ def read_weights(path_str: str) -> tuple[Path, dict[str, torch.Tensor]]:
     return path, {k.removeprefix("module.").removeprefix("_orig_mod."): v for k, v in state.items()}
 
 
-def load_init(model: nn.Module, path_str: str, model_name: str) -> tuple[int, list[str]]:
-    """Load matching weights from a checkpoint; skip tensors whose shape differs (the head).
+def _labels_beside(path: Path) -> list[str] | None:
+    """labels.txt of the run a checkpoint file belongs to, if any."""
+    for folder in (path.parent, path.parent.parent):
+        labels = folder / "labels.txt"
+        if labels.is_file():
+            return [line for line in labels.read_text().splitlines() if line]
+    return None
+
+
+def load_init(
+    model: nn.Module, path_str: str, model_name: str, head: set[str], classes: list[str]
+) -> tuple[int, list[str]]:
+    """Load a checkpoint's weights except the classifier head; skip tensors whose shape differs.
+
+    The head (``head``: its parameter names) is kept only when the checkpoint's run has the same
+    labels in the same order; otherwise a fresh head is trained, as in Model Maker and Turi
+    Create, because a head for other classes is confidently wrong from the first step.
 
     Returns:
-        (number of tensors loaded, names skipped).
+        (number of tensors loaded, names left at their fresh initialisation).
 
     Raises:
         PocketvisionError: Corrupt file, or fewer than half of the model's tensors fit (a
@@ -91,5 +106,7 @@ def load_init(model: nn.Module, path_str: str, model_name: str) -> tuple[int, li
             f"{path}: checkpoint does not fit {model_name} (only {len(fits)} of {len(own)} "
             "tensors match); is it a checkpoint of another model or width?"
         )
+    if _labels_beside(path) != classes:
+        fits = {k: v for k, v in fits.items() if k not in head}
     model.load_state_dict(fits, strict=False)
     return len(fits), sorted(set(own) - set(fits))

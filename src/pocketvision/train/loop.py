@@ -247,7 +247,8 @@ def _train(config: TrainConfig, d: distributed.Dist, device: torch.device) -> di
     spec, model, head_ids = _build_model(config, len(splits.classes))
     init_info: dict[str, Any] = {}
     if config.init and resumed is None:
-        n_loaded, skipped = load_init(model, config.init, config.model)
+        head_names = {n for n, p in model.named_parameters() if id(p) in head_ids}
+        n_loaded, skipped = load_init(model, config.init, config.model, head_names, splits.classes)
         init_info = {"init_loaded": n_loaded, "init_skipped": skipped}
     if config.freeze_backbone:
         for p in model.parameters():
