@@ -29,8 +29,8 @@ class Progress:
             self.console.print(text, markup=False, soft_wrap=True)
 
     def start_epoch(self, epoch: int, epochs: int, steps: int, done: int) -> None:
-        if not self.enabled:
-            return
+        if not self.enabled or not self.console.is_terminal:
+            return  # logs and pipes get the per-epoch lines only
         self._bar = RichProgress(
             TextColumn(f"epoch {epoch + 1}/{epochs}"),
             BarColumn(),
