@@ -66,7 +66,8 @@ def filter_image(
         image: a path to any image PIL reads, or a uint8 array.
         kernel: a name from :data:`.kernels.KERNELS` (``sobel-y``) or nine comma-separated
             numbers (``"1,0,-1,2,0,-2,1,0,-1"``).
-        stride: step of the kernel; ``"same"`` padding keeps ceil(H / stride) rows.
+        stride: step of the kernel; "same" padding (repeating the border pixels) keeps
+            ceil(H / stride) rows.
         pool: ``max2``, ``avg2``, ... applied after the kernel.
         gray: convert a color image to grayscale first.
         out: where to write the output image (PNG, JPEG, ... by suffix).
@@ -80,7 +81,8 @@ def filter_image(
     pool_spec = parse_pool(pool) if pool else None
     if stride < 1:
         raise ValueError(f"stride must be at least 1, got {stride}")
-    response = apply_kernel(pixels, named.weights, stride=stride)
+    # Edge padding: with zeros the photo's own border would light up as the strongest edge.
+    response = apply_kernel(pixels, named.weights, stride=stride, pad_mode="edge")
     shown = np.abs(response) if named.is_edge else response
     if pool_spec:
         shown = _pool_planes(shown, *pool_spec)

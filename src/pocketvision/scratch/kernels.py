@@ -101,6 +101,7 @@ def apply_kernel(
     kernel: np.ndarray,
     stride: int = 1,
     padding: int | Literal["same", "valid"] = "same",
+    pad_mode: Literal["zeros", "edge"] = "zeros",
 ) -> np.ndarray:
     """Slide ``kernel`` over a grayscale or RGB image, channel by channel.
 
@@ -109,7 +110,9 @@ def apply_kernel(
         kernel: (kh, kw) weights.
         stride: step between windows; 2 halves each side.
         padding: ``"same"`` pads kh//2 (an odd kernel at stride 1 keeps the size), ``"valid"``
-            pads nothing, an int pads that many zeros on each side.
+            pads nothing, an int pads that many pixels on each side.
+        pad_mode: ``"zeros"`` pads with 0 as a CNN does; ``"edge"`` repeats the border
+            pixels, so the image's own border does not show up as an edge (for viewing).
 
     Returns:
         float64 response, (Ho, Wo) or (Ho, Wo, C); unclipped and signed.
@@ -126,14 +129,19 @@ def apply_kernel(
             f"{image.shape} and kernel shape {kernel.shape}"
         )
     if padding == "same":
-        pad: int | tuple[int, int] = (kernel.shape[0] // 2, kernel.shape[1] // 2)
+        pad = (kernel.shape[0] // 2, kernel.shape[1] // 2)
     elif padding == "valid":
-        pad = 0
+        pad = (0, 0)
     else:
-        pad = int(padding)
+        pad = (int(padding), int(padding))
+    if pad_mode not in ("zeros", "edge"):
+        raise ValueError(f"pad_mode must be 'zeros' or 'edge', got {pad_mode!r}")
     # Channels become the batch: the same single-channel kernel runs on each one.
-    planes = image[None] if image.ndim == 2 else image.transpose(2, 0, 1)
-    out = conv2d(planes[:, None], kernel[None, None], stride=stride, padding=pad)[:, 0]
+    planes = (image[None] if image.ndim == 2 else image.transpose(2, 0, 1))[:, None]
+    if pad_mode == "edge":
+        planes = np.pad(planes, ((0, 0), (0, 0), (pad[0], pad[0]), (pad[1], pad[1])), mode="edge")
+        pad = (0, 0)
+    out = conv2d(planes, kernel[None, None], stride=stride, padding=pad)[:, 0]
     return out[0] if image.ndim == 2 else out.transpose(1, 2, 0)
 
 

@@ -27,14 +27,14 @@ def convolution(out: Path, *, photo: str = "camera", log: Log = print) -> Lesson
     h, w = image.shape
     log(f"Lesson: convolution. Photo: scikit-image's {photo!r}, {h}x{w} grayscale.")
     log("A 3x3 kernel slides over the image; each output pixel is the dot product of the")
-    log("kernel with the 3x3 window under it (padding 1 keeps the size).")
+    log("kernel with the 3x3 window under it (padding 1, repeating the border, keeps the size).")
     cols = im2col(image[None, None].astype(np.float32), 3, 1, 1)
     log(f"im2col unrolls every window into a column: a ({cols.shape[0]} x {cols.shape[1]}) matrix;")
     log(f"the whole convolution is one product (1 x 9) . (9 x {cols.shape[1]}).")
     del cols
     outputs = {}
     for step, (name, kernel) in enumerate(KERNELS.items(), 1):
-        response = apply_kernel(image, kernel.weights)
+        response = apply_kernel(image, kernel.weights, pad_mode="edge")
         outputs[name] = to_uint8(response, kernel.is_edge)
         rows = " / ".join(" ".join(f"{v:+.3g}" for v in row) for row in kernel.weights)
         log(f"step {step}: {name:13s} [{rows}]  {kernel.meaning}")
@@ -68,7 +68,7 @@ def pooling(out: Path, *, photo: str = "camera", levels: int = 4, log: Log = pri
     log("max pool 2x2:  " + str(max_pool2d(toy[None, None], 2)[0, 0].tolist()))
     log("avg pool 2x2:  " + str(avg_pool2d(toy[None, None], 2)[0, 0].tolist()))
     image = load_photo(photo, gray=True).astype(np.float64)
-    edges = np.abs(apply_kernel(image, KERNELS["sobel-y"].weights))
+    edges = np.abs(apply_kernel(image, KERNELS["sobel-y"].weights, pad_mode="edge"))
     maxed, averaged, edge_max = [image], [image], [edges]
     for level in range(1, levels + 1):
         maxed.append(max_pool2d(maxed[-1][None, None], 2)[0, 0])
