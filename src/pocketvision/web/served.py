@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import PIL
 import torch
 from PIL import Image
 
@@ -163,6 +164,8 @@ def model_card(served: ServedModel) -> dict[str, Any]:
         "mean": list(prep.mean),
         "std": list(prep.std),
         "resize": prep.resize,
+        # the browser copies Pillow's resize, whose pass order changed in Pillow 13
+        "pillow_version": PIL.__version__,
         "labels": run.labels,
         "files": {
             "checkpoint_bytes": _size(run.path / BEST),

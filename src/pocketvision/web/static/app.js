@@ -41,7 +41,8 @@ async function predictBrowser(imageData) {
   if (!state.session) throw new Error(state.sessionError || "in-browser runtime not loaded yet");
   const card = state.card;
   const t0 = performance.now();
-  const prep = preprocessImageData(imageData, card.input_size, card.mean, card.std);
+  const pillowMajor = parseInt(card.pillow_version, 10);
+  const prep = preprocessImageData(imageData, card.input_size, card.mean, card.std, pillowMajor);
   const t1 = performance.now();
   const tensor = new ort.Tensor("float32", prep.input, prep.shape);
   const outputs = await state.session.run({ image: tensor });

@@ -1,7 +1,8 @@
 // Image -> model input in the browser, bit for bit as pocketvision.preprocess does it in Python:
 //   1. decode, apply EXIF orientation, composite transparency onto white (as PIL's _to_mode),
 //   2. RGB -> grayscale with PIL's integer weights (L = (19595 R + 38470 G + 7471 B + 2^15) >> 16),
-//   3. resize with PIL's BILINEAR filter (antialiased when shrinking; fixed-point, 22 bits),
+//   3. resize with PIL's BILINEAR filter (antialiased when shrinking; fixed-point, 22 bits;
+//      the pass order of the server's Pillow version),
 //   4. scale to [0, 1] and normalise by the run's mean and std, in float32.
 // Steps 2-4 follow Pillow's Convert.c and Resample.c exactly, so for a PNG the browser's
 // tensor equals the server's; tests/web check that against decode_uint8 and normalize.
@@ -54,49 +55,61 @@ function clip8(v) {
   return Math.floor(v / ONE);
 }
 
-// Resize one uint8 plane (w x h) to (outW x outH): horizontal pass first, then vertical.
-export function resizePlane(src, w, h, outW, outH) {
-  if (w === outW && h === outH) return Uint8Array.from(src);
-  const horiz = coefficients(w, outW);
-  const vert = coefficients(h, outH);
-  let plane = src;
-  let planeH = h;
-  const needH = outW !== w;
-  const needV = outH !== h;
-  const vBounds = Int32Array.from(vert.bounds);
-  if (needH) {
-    const first = vBounds[0];
-    const last = vBounds[outH * 2 - 2] + vBounds[outH * 2 - 1];
-    for (let i = 0; i < outH; i++) vBounds[i * 2] -= first;
-    planeH = last - first;
-    const tmp = new Uint8Array(outW * planeH);
-    for (let yy = 0; yy < planeH; yy++) {
-      const row = (yy + first) * w;
-      for (let xx = 0; xx < outW; xx++) {
-        const xmin = horiz.bounds[xx * 2];
-        const xmax = horiz.bounds[xx * 2 + 1];
-        const base = xx * horiz.ksize;
-        let acc = HALF;
-        for (let x = 0; x < xmax; x++) acc += src[row + x + xmin] * horiz.kk[base + x];
-        tmp[yy * outW + xx] = clip8(acc);
-      }
-    }
-    plane = tmp;
-  }
-  if (!needV) return plane;
-  const width = needH ? outW : w;
-  const out = new Uint8Array(outW * outH);
-  for (let yy = 0; yy < outH; yy++) {
-    const ymin = vBounds[yy * 2];
-    const ymax = vBounds[yy * 2 + 1];
-    const base = yy * vert.ksize;
-    for (let xx = 0; xx < width; xx++) {
+function horizontalPass(src, w, rows, first, outW, horiz) {
+  const out = new Uint8Array(outW * rows);
+  for (let yy = 0; yy < rows; yy++) {
+    const row = (yy + first) * w;
+    for (let xx = 0; xx < outW; xx++) {
+      const xmin = horiz.bounds[xx * 2];
+      const xmax = horiz.bounds[xx * 2 + 1];
+      const base = xx * horiz.ksize;
       let acc = HALF;
-      for (let y = 0; y < ymax; y++) acc += plane[(y + ymin) * width + xx] * vert.kk[base + y];
+      for (let x = 0; x < xmax; x++) acc += src[row + x + xmin] * horiz.kk[base + x];
       out[yy * outW + xx] = clip8(acc);
     }
   }
   return out;
+}
+
+function verticalPass(src, width, outH, bounds, vert) {
+  const out = new Uint8Array(width * outH);
+  for (let yy = 0; yy < outH; yy++) {
+    const ymin = bounds[yy * 2];
+    const ymax = bounds[yy * 2 + 1];
+    const base = yy * vert.ksize;
+    for (let xx = 0; xx < width; xx++) {
+      let acc = HALF;
+      for (let y = 0; y < ymax; y++) acc += src[(y + ymin) * width + xx] * vert.kk[base + y];
+      out[yy * width + xx] = clip8(acc);
+    }
+  }
+  return out;
+}
+
+// Resize one uint8 plane (w x h) to (outW x outH) with Pillow's two passes. The order matters
+// for the last bit: Pillow < 13 always runs the horizontal pass first; Pillow >= 13 runs the
+// vertical pass first when the height shrinks by more than twice as many pixels as the width
+// (ImagingResampleInner). `pillowMajor` is the server's Pillow major version (/api/model).
+export function resizePlane(src, w, h, outW, outH, pillowMajor = 13) {
+  if (w === outW && h === outH) return Uint8Array.from(src);
+  const needH = outW !== w;
+  const needV = outH !== h;
+  const horiz = coefficients(w, outW);
+  const vert = coefficients(h, outH);
+  const horizontalFirst = pillowMajor < 13 || !(h - outH > 0 && h - outH > (w - outW) * 2);
+  if (!horizontalFirst) {
+    const tall = needV ? verticalPass(src, w, outH, vert.bounds, vert) : src;
+    return needH ? horizontalPass(tall, w, outH, 0, outW, horiz) : tall;
+  }
+  if (!needH) return verticalPass(src, w, outH, vert.bounds, vert);
+  // only the source rows the vertical pass reads
+  const first = vert.bounds[0];
+  const last = vert.bounds[outH * 2 - 2] + vert.bounds[outH * 2 - 1];
+  const wide = horizontalPass(src, w, last - first, first, outW, horiz);
+  if (!needV) return wide;
+  const shifted = Int32Array.from(vert.bounds);
+  for (let i = 0; i < outH; i++) shifted[i * 2] -= first;
+  return verticalPass(wide, outW, outH, shifted, vert);
 }
 
 // RGBA ImageData (already composited onto white) -> C planes of uint8, as PIL's convert().
@@ -122,10 +135,11 @@ export function toPlanes(rgba, channels) {
 }
 
 // ImageData -> {uint8: [C planes at H x W], input: Float32Array (C*H*W), shape: [1, C, H, W]}.
-export function preprocessImageData(imageData, inputSize, mean, std) {
+// `pillowMajor`: the server's Pillow major version, which fixes the resize pass order.
+export function preprocessImageData(imageData, inputSize, mean, std, pillowMajor = 13) {
   const [c, h, w] = inputSize;
   const planes = toPlanes(imageData.data, c).map((p) =>
-    resizePlane(p, imageData.width, imageData.height, w, h),
+    resizePlane(p, imageData.width, imageData.height, w, h, pillowMajor),
   );
   const input = new Float32Array(c * h * w);
   for (let ch = 0; ch < c; ch++) {
