@@ -241,6 +241,11 @@ def test_convolve_equals_the_scratch_engine(server: Server) -> None:
     status, body = post(server.url + "/api/convolve", data, {"kernel": "sobel-x"})
     out_x = data_url_array(body["output"])
     assert out_x[:, 2:-2].max() == 0 and out_x[40:, 0].min() > 0
+    # edge padding repeats the border: no edge at the sides any more
+    status, body = post(
+        server.url + "/api/convolve", data, {"kernel": "sobel-x", "padding": "edge"}
+    )
+    assert status == 200 and data_url_array(body["output"]).max() == 0
     # stride 2 and 2x2 max pooling: 64 -> 32 -> 16
     status, body = post(
         server.url + "/api/convolve",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import os
 import sys
 from pathlib import Path
 
@@ -27,7 +28,7 @@ def serve(
             can reach the server unless asked for.
         port: TCP port.
         workers: Decode/inference jobs at once; None: the CPU count.
-        threads: torch intra-op threads per forward pass; None: torch's default.
+        threads: torch intra-op threads per forward pass; None: the CPU count / workers.
         export_onnx: Make RUN/web/model.onnx for in-browser inference (cached).
 
     Raises:
@@ -41,8 +42,9 @@ def serve(
     from pocketvision.web.app import create_app
     from pocketvision.web.served import load_served
 
-    if threads is not None:
-        torch.set_num_threads(threads)
+    jobs = workers or os.cpu_count() or 1
+    # jobs x threads should not exceed the cores: small models gain more from parallel requests
+    torch.set_num_threads(threads or max(1, (os.cpu_count() or 1) // jobs))
     print(f"loading {run_dir} (exporting ONNX for the browser if needed)", file=sys.stderr)
     served = load_served(run_dir, export_onnx=export_onnx)
     if served.onnx_error:
@@ -88,8 +90,15 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
     p.add_argument("run", help="run directory written by `pocketvision train`")
     p.add_argument("--host", default="127.0.0.1", help="interface (default: loopback only)")
     p.add_argument("--port", type=int, default=8000, help="TCP port (default: 8000)")
-    p.add_argument("--workers", type=int, default=None, help="inference jobs at once")
-    p.add_argument("--threads", type=int, default=None, help="torch threads per forward pass")
+    p.add_argument(
+        "--workers", type=int, default=None, help="inference jobs at once (default: CPU count)"
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch threads per forward pass (default: CPUs / workers)",
+    )
     p.add_argument(
         "--no-onnx", action="store_true", help="skip the ONNX export (server inference only)"
     )

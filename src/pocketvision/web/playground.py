@@ -1,7 +1,7 @@
 """The page's convolution playground, computed by the NumPy scratch engine.
 
 One 3x3 kernel slides over the grayscale image (:func:`pocketvision.scratch.kernels.apply_kernel`:
-cross-correlation, zero padding, the given stride), optionally followed by 2x2 max pooling
+cross-correlation, zero or edge padding or none, the given stride), optionally followed by 2x2 max pooling
 (:func:`pocketvision.scratch.pool.max_pool2d`), and the result is shown with
 :func:`pocketvision.scratch.kernels.to_uint8`: edge kernels (weights summing to 0) as
 magnitudes scaled so the strongest edge is white, every other kernel clipped to [0, 255].
@@ -21,7 +21,9 @@ from pocketvision.web.served import png_data_url
 
 #: Images are shrunk so their longer side is at most this, keeping each request small.
 MAX_SIDE = 320
-PADDINGS = ("same", "valid")
+#: "same" pads with zeros as a CNN does, "edge" repeats border pixels (no border edges),
+#: "valid" does not pad.
+PADDINGS = ("same", "edge", "valid")
 STRIDES = (1, 2, 3)
 
 
@@ -65,7 +67,8 @@ def convolve(
         image: uint8 (H, W).
         kernel: A name from :data:`pocketvision.scratch.kernels.KERNELS` or 9 numbers.
         stride: Step between windows (1, 2 or 3).
-        padding: "same" (zero padding of 1) or "valid" (none).
+        padding: "same" (zero padding of 1, as a CNN pads), "edge" (padding of 1 repeating the
+            border pixels, so the image's border is not an edge) or "valid" (none).
         pool: Follow with 2x2 max pooling (stride 2) of the displayed response.
 
     Returns:
@@ -80,8 +83,9 @@ def convolve(
     if padding not in PADDINGS:
         raise ValueError(f"padding {padding!r} not supported; use one of {PADDINGS}")
     name, named = resolve_kernel(kernel)
-    pad: Literal["same", "valid"] = "same" if padding == "same" else "valid"
-    response = apply_kernel(image, named.weights, stride=stride, padding=pad)  # (Ho, Wo)
+    pad: Literal["same", "valid"] = "valid" if padding == "valid" else "same"
+    mode: Literal["zeros", "edge"] = "edge" if padding == "edge" else "zeros"
+    response = apply_kernel(image, named.weights, stride=stride, padding=pad, pad_mode=mode)
     # What a CNN shows the next layer: edge responses as magnitudes, others as they are;
     # pooling takes the maximum of exactly what is displayed.
     shown = np.abs(response) if named.is_edge else response
