@@ -146,17 +146,15 @@ def mlp(
     ax_acc.plot(ep, history.test_accuracy, label="test")
     ax_acc.set(title="accuracy", xlabel="epoch", ylim=(0, 1.01))
     ax_acc.legend(fontsize=8)
-    predicted = model.predict(flat_test[:12])
-    for i, ax in enumerate(bottom.subplots(1, 12)):
+    predicted = model.predict(flat_test)
+    wrong = np.flatnonzero(predicted != data.y_test)[:4]  # show the mistakes too
+    shown = np.concatenate([wrong, np.flatnonzero(predicted == data.y_test)[: 12 - len(wrong)]])
+    for ax, i in zip(bottom.subplots(1, 12), shown, strict=True):
         ok = predicted[i] == data.y_test[i]
-        show_image(
-            ax,
-            data.x_test[i],
-            f"{predicted[i]}" + ("" if ok else f" (is {data.y_test[i]})"),
-            cmap="gray_r",
-        )
+        title = f"{predicted[i]}" + ("" if ok else f" (is {data.y_test[i]})")
+        show_image(ax, data.x_test[i], title, cmap="gray_r")
         ax.title.set_color("k" if ok else "C3")
-    bottom.suptitle("test digits with the network's answer", fontsize=9)
+    bottom.suptitle("test digits with the network's answer (red: wrong)", fontsize=9)
     save_figure(fig, out)
     return LessonResult(
         out,
