@@ -7,7 +7,6 @@ the file in onnxruntime against PyTorch before the page may use it.
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 from pathlib import Path
@@ -18,57 +17,37 @@ import torch
 from pocketvision.errors import PocketvisionError
 from pocketvision.rundir import BEST, LoadedRun
 
-OPSET = 18
-INPUT_NAME = "image"
+INPUT_NAME = "image"  # as pocketvision.export.onnx_export names them
 OUTPUT_NAME = "logits"
 #: Largest |PyTorch - onnxruntime| logit difference accepted for the cached file.
 TOLERANCE = 1e-3
 
 
 def export_onnx(run: LoadedRun, path: Path) -> None:
-    """Export ``run.model`` with torch.onnx's dynamo exporter: opset 18, dynamic batch.
+    """Export with pocketvision.export's ONNX exporter (the file ``pocketvision export`` makes).
 
-    Labels and preprocessing go into the file's metadata, so the file alone says how to feed
-    it. Written to a temp file first, so a crash never leaves a half-written model behind.
+    torch.onnx's dynamo exporter, opset 18, dynamic batch, labels and preprocessing in the
+    metadata. Written to a temp file first, so a crash never leaves a half-written model.
     """
-    import onnx
+    from pocketvision.export.api import build_context
+    from pocketvision.export.onnx_export import export_fp32
 
-    c, h, w = run.preprocessing.input_size
-    example = torch.zeros(2, c, h, w)
-    batch = torch.export.Dim("batch", min=1, max=1024)
-    with torch.no_grad():
-        program = torch.onnx.export(
-            run.model,
-            (example,),
-            dynamo=True,
-            opset_version=OPSET,
-            input_names=[INPUT_NAME],
-            output_names=[OUTPUT_NAME],
-            dynamic_shapes=({0: batch},),
-            verbose=False,
-        )
-    if program is None:
-        raise RuntimeError("torch.onnx.export returned no program")
+    # the exporter's check images: random pixels suffice, ensure_onnx compares with PyTorch
+    images = np.random.default_rng(0).integers(0, 256, (2, *run.preprocessing.input_size))
     path.parent.mkdir(parents=True, exist_ok=True)
+    ctx = build_context(
+        run,
+        path.parent,
+        verify_images=2,
+        calibration_images=2,
+        split="val",
+        threads=1,
+        images=(images.astype(np.uint8), None),
+    )
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".model.", suffix=".onnx")
     os.close(fd)
     try:
-        program.save(tmp, external_data=False)
-        model = onnx.load(tmp)
-        prep = run.preprocessing
-        meta = {
-            "labels": json.dumps(run.labels),
-            "mean": json.dumps(list(prep.mean)),
-            "std": json.dumps(list(prep.std)),
-            "input_size": json.dumps(list(prep.input_size)),
-            "color_mode": prep.color_mode,
-            "model": run.spec.name,
-            "producer": "pocketvision serve",
-        }
-        del model.metadata_props[:]
-        for key, value in meta.items():
-            model.metadata_props.add(key=key, value=value)
-        onnx.save(model, tmp)
+        export_fp32(ctx, Path(tmp))
         os.chmod(tmp, 0o644)  # mkstemp makes it private; the export is an ordinary file
         os.replace(tmp, path)
     finally:
