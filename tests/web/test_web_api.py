@@ -298,9 +298,10 @@ def test_event_loop_keeps_answering_during_heavy_requests(server: Server) -> Non
         statuses = [f.result() for f in futures]
     heavy_seconds = time.perf_counter() - start
     assert statuses == [200] * 6
-    # blocked, a ping would wait for whole decodes (~1 s each); free, it takes milliseconds
-    assert max(pings) < min(0.5, heavy_seconds / 3), (max(pings), heavy_seconds)
-    assert len(pings) >= 3, f"heavy requests took only {heavy_seconds:.2f} s"
+    # blocked, each ping would wait for the decode in progress (~0.5 s); free, milliseconds
+    print(f"\nhealth during heavy load: {len(pings)} pings, median {np.median(pings) * 1e3:.1f} ms")
+    assert np.median(pings) < 0.1, (sorted(pings), heavy_seconds)
+    assert len(pings) >= 5, (sorted(pings), heavy_seconds)
 
 
 def test_serve_cli_reports_a_missing_run_in_one_line(tmp_path: Path) -> None:

@@ -234,6 +234,29 @@ def test_browser_preprocessing_is_bit_exact_with_python(page: Page, server: Serv
         np.testing.assert_array_equal(np.array(got, np.float32), want, err_msg=name)
 
 
+def test_js_resize_equals_pillow_on_random_shapes(page: Page) -> None:
+    """resizePlane against Image.resize(BILINEAR) on 80 random sizes, up and down, 1 px too."""
+    import PIL
+
+    rng = np.random.default_rng(1)
+    cases = []
+    for _ in range(80):
+        h, w = (int(v) for v in rng.integers(1, 120, 2))
+        out_h, out_w = (int(v) for v in rng.integers(1, 60, 2))
+        plane = rng.integers(0, 256, (h, w), dtype=np.uint8)
+        want = np.asarray(Image.fromarray(plane).resize((out_w, out_h), Image.Resampling.BILINEAR))
+        cases.append(([h, w, out_h, out_w], plane.ravel().tolist(), want))
+    got = page.page.evaluate(
+        """async ([cases, major]) => {
+             const pre = await import('/static/preprocess.js');
+             return cases.map(([[h, w, oh, ow], px]) =>
+               Array.from(pre.resizePlane(Uint8Array.from(px), w, h, ow, oh, major))); }""",
+        [[c[:2] for c in cases], int(PIL.__version__.split(".")[0])],
+    )
+    for (shape, _, want), out in zip(cases, got, strict=True):
+        np.testing.assert_array_equal(np.array(out, np.uint8).reshape(want.shape), want, str(shape))
+
+
 def test_in_browser_inference_agrees_with_the_server(page: Page, tmp_path: Path) -> None:
     page.wait_runtime()
     assert "onnxruntime-web" in page.page.inner_text("#runtime-status")
