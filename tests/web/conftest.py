@@ -7,6 +7,7 @@ share one worker, one run and one server process on 127.0.0.1.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -14,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from web_support import Server, free_port, get
+from web_support import Server, get
 
 
 @pytest.fixture(scope="session")
@@ -46,31 +47,30 @@ def web_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def server(web_run: Path) -> Iterator[Server]:
-    """`python -m pocketvision serve RUN` as a real process on 127.0.0.1."""
-    port = free_port()
+    """`python -m pocketvision serve RUN --port 0` as a real process on 127.0.0.1.
+
+    Port 0 lets the server pick a free port; the URL is read from the line it prints.
+    """
     log = web_run.parent / "serve.log"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     command = [sys.executable, "-m", "pocketvision", "serve", str(web_run)]
-    command += ["--port", str(port), "--threads", "1", "--workers", "2"]
+    command += ["--port", "0", "--threads", "1", "--workers", "2"]
     with log.open("wb") as sink:
-        proc = subprocess.Popen(
-            command,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-    url = f"http://127.0.0.1:{port}"
+        proc = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, env=env)
+    url = ""
     try:
         deadline = time.monotonic() + 150  # the first start exports ONNX
         while True:
             if proc.poll() is not None:
                 pytest.fail(f"serve exited with {proc.returncode}:\n{log.read_text()}")
-            try:
-                status, _ = get(url + "/api/health")
-                if status == 200:
-                    break
-            except OSError:
-                pass
+            found = re.search(r"pocketvision serve: (http://127\.0\.0\.1:\d+)/", log.read_text())
+            if found:
+                url = found.group(1)
+                try:
+                    if get(url + "/api/health")[0] == 200:
+                        break
+                except OSError:
+                    pass
             if time.monotonic() > deadline:
                 pytest.fail(f"serve did not answer within 150 s:\n{log.read_text()}")
             time.sleep(0.25)

@@ -314,3 +314,17 @@ def test_serve_cli_reports_a_missing_run_in_one_line(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1].startswith("pocketvision: error: ")
     assert "no such run directory" in result.stderr
+
+
+def test_serve_cli_refuses_a_taken_port_in_one_line(server: Server) -> None:
+    port = urllib.parse.urlsplit(server.url).port
+    result = subprocess.run(
+        [sys.executable, "-m", "pocketvision", "serve", str(server.run), "--port", str(port)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("pocketvision: error: cannot listen on 127.0.0.1:") and "--port" in last
+    assert get(server.url + "/api/health")[0] == 200  # the running server is untouched

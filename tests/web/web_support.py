@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import socket
 import urllib.error
 import urllib.request
 import uuid
@@ -23,12 +22,6 @@ class Server:
     url: str
     run: Path
     log: Path
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def multipart(

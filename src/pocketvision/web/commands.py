@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import os
+import socket
 import sys
 from pathlib import Path
 
@@ -26,13 +27,13 @@ def serve(
         run_dir: A run directory written by ``pocketvision train``.
         host: Interface to listen on; loopback by default, so nothing outside this machine
             can reach the server unless asked for.
-        port: TCP port.
+        port: TCP port; 0 picks a free one (the printed URL shows which).
         workers: Decode/inference jobs at once; None: the CPU count.
         threads: torch intra-op threads per forward pass; None: the CPU count / workers.
         export_onnx: Make RUN/web/model.onnx for in-browser inference (cached).
 
     Raises:
-        PocketvisionError: the run cannot be loaded or the port is out of range.
+        PocketvisionError: the run cannot be loaded, or the port is out of range or taken.
     """
     if not 0 <= port <= 65535:
         raise PocketvisionError(f"--port {port}: must be 0-65535")
@@ -45,16 +46,43 @@ def serve(
     jobs = workers or os.cpu_count() or 1
     # jobs x threads should not exceed the cores: small models gain more from parallel requests
     torch.set_num_threads(threads or max(1, (os.cpu_count() or 1) // jobs))
+    # bind before the slow start-up, so a taken port fails fast and in one line
+    sock = _bind(host, port)
     print(f"loading {run_dir} (exporting ONNX for the browser if needed)", file=sys.stderr)
-    served = load_served(run_dir, export_onnx=export_onnx)
+    try:
+        served = load_served(run_dir, export_onnx=export_onnx)
+    except BaseException:
+        sock.close()
+        raise
     if served.onnx_error:
         print(f"in-browser inference off: {served.onnx_error}", file=sys.stderr)
     app = create_app(served, workers=workers)
+    bound = sock.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host
-    print(f"pocketvision serve: http://{shown}:{port}/  (Ctrl+C stops)", file=sys.stderr)
+    print(f"pocketvision serve: http://{shown}:{bound}/  (Ctrl+C stops)", file=sys.stderr)
     if not _is_loopback(host):
         print(f"warning: listening on {host}, reachable from other machines", file=sys.stderr)
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    config = uvicorn.Config(app, log_level="warning", access_log=False)
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """A listening-ready socket on host:port (port 0: any free port)."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except socket.gaierror as err:
+        raise PocketvisionError(f"--host {host}: cannot resolve ({err.strerror})") from None
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+    except OSError as err:
+        sock.close()
+        raise PocketvisionError(
+            f"cannot listen on {host}:{port} ({err.strerror}); pick another --port"
+        ) from None
+    sock.set_inheritable(True)
+    return sock
 
 
 def _is_loopback(host: str) -> bool:
@@ -89,7 +117,9 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
     )
     p.add_argument("run", help="run directory written by `pocketvision train`")
     p.add_argument("--host", default="127.0.0.1", help="interface (default: loopback only)")
-    p.add_argument("--port", type=int, default=8000, help="TCP port (default: 8000)")
+    p.add_argument(
+        "--port", type=int, default=8000, help="TCP port (default: 8000; 0: any free port)"
+    )
     p.add_argument(
         "--workers", type=int, default=None, help="inference jobs at once (default: CPU count)"
     )
