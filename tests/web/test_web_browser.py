@@ -11,6 +11,7 @@ attributes the page sets, never wait_for_function.
 from __future__ import annotations
 
 import base64
+import json
 import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
@@ -338,3 +339,18 @@ def test_webcam_frame_is_classified(browser: Any, playwright: Any, server: Serve
         p.close()
     finally:
         fake.close()
+
+
+def test_model_card_shows_the_runs_numbers(page: Page, server: Server) -> None:
+    summary = json.loads((server.run / "summary.json").read_text())
+    metrics = json.loads((server.run / "metrics.json").read_text())
+    text = page.page.inner_text("#card")
+    assert "lenet5 (LeNet)" in text and "Gradient-Based Learning" in text
+    assert "61,706" in text  # parameters
+    assert f"test {100 * summary['test_accuracy']:.2f}%" in text
+    # the confusion matrix as the page draws it, cell by cell, equals metrics.json
+    rows = page.page.query_selector_all("#card table.confusion tr")[1:]
+    shown = [[int(td.inner_text()) for td in row.query_selector_all("td")] for row in rows]
+    assert shown == metrics["confusion_matrix"]
+    assert page.page.get_attribute("#confusion-png", "href") == "/api/confusion.png"
+    page.shot("card")

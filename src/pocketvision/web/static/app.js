@@ -463,10 +463,13 @@ function renderCard(card) {
     root.append(p);
   }
   if (card.confusion_png) {
-    const img = document.createElement("img");
-    img.src = "/api/confusion.png";
-    img.alt = "confusion matrix";
-    root.append(img);
+    const p = document.createElement("p");
+    const a = document.createElement("a");
+    a.href = "/api/confusion.png";
+    a.id = "confusion-png";
+    a.textContent = "confusion_matrix.png (as `pocketvision evaluate` drew it)";
+    p.append(a);
+    root.append(p);
   }
 }
 
