@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -49,6 +50,7 @@ class RuntimeResult:
     gflops: float | None = None
     peak_fraction: float | None = None
     peak_rss_mb: float | None = None
+    max_abs_diff: float | None = None
     reason: str = ""
 
 
@@ -76,8 +78,12 @@ def resolve_model(
     input_size: int | None = None,
     in_chans: int | None = None,
     num_classes: int | None = None,
+    model_kwargs: dict[str, Any] | None = None,
 ) -> tuple[str, nn.Module, tuple[int, int, int]]:
-    """A registered name or a run directory -> (label, eval-mode model, (C, H, W))."""
+    """A registered name or a run directory -> (label, eval-mode model, (C, H, W)).
+
+    ``model_kwargs`` go to create_model for a registered name, e.g. ``{"small_input": True}``.
+    """
     path = Path(target)
     if (path / "model.json").exists():
         from pocketvision.rundir import load_run
@@ -94,8 +100,34 @@ def resolve_model(
     info = model_info(target)
     c = in_chans or info.input_size[0]
     size = input_size or info.input_size[1]
-    model = create_model(target, num_classes=num_classes or info.num_classes, in_chans=c)
+    model = create_model(
+        target, num_classes=num_classes or info.num_classes, in_chans=c, **(model_kwargs or {})
+    )
+    calibrate_batchnorm(model, (c, size, size))
     return target, model.eval(), (c, size, size)
+
+
+def calibrate_batchnorm(model: nn.Module, size: tuple[int, int, int], batch: int = 4) -> None:
+    """Set BatchNorm running statistics from random inputs, so activations are O(1).
+
+    A freshly initialised network in eval mode (running mean 0, variance 1) shrinks its
+    activations layer after layer: MobileNetV2's last blocks produce ~1e-40, i.e. subnormal
+    floats, which x86 handles ~100x slower in PyTorch eager while ONNX Runtime and XNNPACK
+    flush them to zero. Timing that would measure the artefact, not the model; a trained
+    network's activations are normalised, and so are these after calibration.
+    """
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return
+    model.eval()
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average over the calibration batches
+        m.train()
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        model(torch.randn(batch, *size, generator=generator))
+    model.eval()
 
 
 @contextlib.contextmanager
@@ -119,8 +151,14 @@ def profile(
     runtime_names: Sequence[str] = DEFAULT_RUNTIMES,
     runs: int = 30,
     log: Callable[[str], None] | None = None,
+    model_kwargs: dict[str, Any] | None = None,
 ) -> ProfileResult:
     """Profile a registered model or a run directory; see the module docstring.
+
+    Each runtime converts the model once per input shape (batch sizes share an ONNX or LiteRT
+    file; ExecuTorch programs have static shapes and convert per batch); conversion is not
+    timed. Before timing, each runtime's output on the timed batch is checked against eager
+    PyTorch (``max_abs_diff``); a runtime computing something else is reported as failed.
 
     Raises:
         PocketvisionError: Unknown runtime (the message lists the known ones) or model.
@@ -133,7 +171,7 @@ def profile(
     if runs < 1 or any(b < 1 for b in batches):
         raise PocketvisionError("--batch sizes and the number of runs must be >= 1")
     threads = threads or torch.get_num_threads()
-    name, model, size = resolve_model(target, input_size, in_chans, num_classes)
+    name, model, size = resolve_model(target, input_size, in_chans, num_classes, model_kwargs)
     macs = count_macs(model, size)
     with _threads(threads):
         peak = matmul_peak_gflops(threads)
@@ -176,7 +214,9 @@ def _measure(
         return RuntimeResult(runtime, batch, "skipped", reason=missing)
     x = torch.randn(batch, *size)
     try:
-        call = spec.prepare(model, x, tmp / f"{runtime}-b{batch}", threads)
+        # one folder per runtime: a file converted for one batch is reused for the next
+        call = spec.prepare(model, x, tmp / runtime, threads)
+        diff = check_output(model, x, call())
         timing = time_calls(call, runs=runs)
     except Exception as err:  # a runtime failing on one model must not stop the others
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
@@ -194,4 +234,33 @@ def _measure(
         gflops=round(gflops, 3),
         peak_fraction=round(gflops / peak, 4),
         peak_rss_mb=round(peak_rss_mb(), 1),
+        max_abs_diff=diff,
     )
+
+
+class OutputMismatchError(RuntimeError):
+    """A runtime computed something other than the PyTorch model: its timing would be a lie."""
+
+
+def check_output(model: nn.Module, x: torch.Tensor, out: object, rtol: float = 1e-3) -> float:
+    """Max |runtime output - eager output| on ``x``; raises when it exceeds ``rtol`` of the scale.
+
+    The tolerance is relative to the largest eager logit because freshly initialised models can
+    have logits near 1e-8 (zero-initialised residual branches), where any absolute tolerance
+    would pass anything.
+
+    Raises:
+        OutputMismatchError: The outputs differ in shape or by more than the tolerance.
+    """
+    with torch.inference_mode():
+        reference = model(x).float().numpy()
+    got = runtimes.output_array(out).astype(np.float32)
+    if got.size != reference.size:
+        raise OutputMismatchError(f"output shape {got.shape}, eager gives {reference.shape}")
+    diff = float(np.abs(got.reshape(reference.shape) - reference).max())
+    scale = float(np.abs(reference).max())
+    if not np.isfinite(diff) or diff > rtol * scale + 1e-30:
+        raise OutputMismatchError(
+            f"output differs from eager by {diff:.3g} (largest eager logit {scale:.3g})"
+        )
+    return diff

@@ -1,7 +1,14 @@
-"""The runtimes ``pocketvision profile`` can time, each as "is it installed?" + "prepare a call".
+"""The runtimes ``pocketvision profile`` can time, each as "can it run here?" + "prepare a call".
 
 ``prepare(model, x, workdir, threads)`` converts the model for the runtime (conversion time is
-not measured) and returns a zero-argument callable running one inference on ``x``.
+not measured) and returns a zero-argument callable running one inference on the batch ``x``;
+the callable returns the output (see :func:`output_array`), so every runtime can be held to
+eager. ``workdir`` belongs to one model and runtime: a file converted there for one input
+shape is reused when another batch size of the same shape is prepared.
+
+The deploy runtimes (onnxruntime, litert, executorch) reuse the exporters of
+:mod:`pocketvision.export` on the model's mobile form (adaptive pools made fixed, as the export
+does), so the profiler times exactly the files ``pocketvision export`` writes.
 """
 
 from __future__ import annotations
@@ -11,27 +18,57 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
+
+from pocketvision.export.common import ExportContext, VerifySet, mobile_form
+from pocketvision.rundir import LoadedRun, ModelSpec, Preprocessing
 
 Call = Callable[[], object]
 
 
 @dataclass(frozen=True)
 class RuntimeSpec:
-    """A runtime: the modules it needs and how to prepare a timed call."""
+    """A runtime: the modules it needs, how to prepare a timed call, and any other condition.
+
+    Attributes:
+        name: What ``--runtimes`` calls it.
+        modules: Python modules that must be importable.
+        prepare: (model, batch, workdir, threads) -> zero-argument call returning the output.
+        extra: The pocketvision extra that installs ``modules``.
+        available: Returns why the runtime cannot run here beyond its modules (no GPU, no
+            provider), or "" when it can.
+    """
 
     name: str
     modules: tuple[str, ...]
     prepare: Callable[[nn.Module, torch.Tensor, Path, int], Call]
     extra: str = "export"
+    available: Callable[[], str] | None = None
 
     def missing(self) -> str:
         """Why this runtime cannot run here, or "" when it can."""
         for module in self.modules:
-            if importlib.util.find_spec(module) is None:
+            try:
+                found = importlib.util.find_spec(module) is not None
+            except (ImportError, ValueError):  # a parent missing, or set to None in sys.modules
+                found = False
+            if not found:
                 return f"{module} is not installed (pip install 'pocketvision[{self.extra}]')"
-        return ""
+        return self.available() if self.available else ""
+
+
+def output_array(out: object) -> np.ndarray:
+    """A prepared call's output (tensor, array, or a list of them) as a float32 array."""
+    if isinstance(out, torch.Tensor):
+        return out.detach().float().cpu().numpy()
+    if isinstance(out, list | tuple):
+        return output_array(out[0])
+    return np.asarray(out)
+
+
+# -- PyTorch --------------------------------------------------------------------------------
 
 
 def _eager(model: nn.Module, x: torch.Tensor, workdir: Path, threads: int) -> Call:
@@ -53,47 +90,181 @@ def _compile(model: nn.Module, x: torch.Tensor, workdir: Path, threads: int) -> 
     return call
 
 
-def _onnxruntime(model: nn.Module, x: torch.Tensor, workdir: Path, threads: int) -> Call:
+def _cuda_missing() -> str:
+    return "" if torch.cuda.is_available() else "no CUDA GPU (torch.cuda.is_available() is False)"
+
+
+def _on_cuda(model: nn.Module, x: torch.Tensor) -> tuple[nn.Module, torch.Tensor]:
+    import copy
+
+    return copy.deepcopy(model).cuda().eval(), x.cuda()
+
+
+def _synced(fn: Callable[[], torch.Tensor]) -> Call:
+    # CUDA launches are asynchronous: a timed call must wait for the kernels it started.
+    def call() -> object:
+        with torch.inference_mode():
+            out = fn()
+        torch.cuda.synchronize()
+        return out
+
+    return call
+
+
+def _eager_cuda(model: nn.Module, x: torch.Tensor, workdir: Path, threads: int) -> Call:
+    gpu_model, gpu_x = _on_cuda(model, x)
+    return _synced(lambda: gpu_model(gpu_x))
+
+
+def _compile_cuda(model: nn.Module, x: torch.Tensor, workdir: Path, threads: int) -> Call:
+    gpu_model, gpu_x = _on_cuda(model, x)
+    compiled = torch.compile(gpu_model, dynamic=False)
+    call = _synced(lambda: compiled(gpu_x))
+    call()  # compile now, outside the timed runs
+    return call
+
+
+# -- deploy runtimes, through pocketvision.export ---------------------------------------------
+
+
+def _shape(x: torch.Tensor) -> str:
+    return "x".join(str(d) for d in x.shape[1:])
+
+
+@dataclass
+class _ProfileContext(ExportContext):
+    """An ExportContext whose ``example()`` can be pinned to the profiled batch."""
+
+    static_batch: torch.Tensor | None = None
+
+    def example(self, batch: int = 1) -> torch.Tensor:
+        return self.static_batch if self.static_batch is not None else super().example(batch)
+
+
+def _context(
+    model: nn.Module, x: torch.Tensor, workdir: Path, threads: int, static_batch: bool = False
+) -> ExportContext:
+    """An ExportContext for a bare model: the exporters' own entry point, no run directory.
+
+    The export verification set is the profiling batch itself (PyTorch's logits as reference);
+    ONNX exports with a dynamic batch from ``example(2)``, so a batch of one is repeated to two.
+    ``static_batch`` makes ``example()`` return ``x`` whatever batch the exporter asks for.
+    """
+    size = tuple(int(d) for d in x.shape[1:])
+    inputs = x.numpy().astype(np.float32)
+    if len(inputs) < 2:
+        inputs = np.concatenate([inputs, inputs])
+    with torch.no_grad():
+        reference = model(torch.from_numpy(inputs)).numpy()
+    run = LoadedRun(
+        path=workdir,
+        model=model,
+        spec=ModelSpec(type(model).__name__, {}),
+        labels=[str(i) for i in range(reference.shape[1])],
+        preprocessing=Preprocessing(
+            input_size=(size[0], size[1], size[2]), mean=(0.0,) * size[0], std=(1.0,) * size[0]
+        ),
+    )
+    verify = VerifySet(
+        images=np.zeros((0, *size), np.uint8),
+        inputs=inputs,
+        labels=None,
+        reference=reference,
+        calibration=inputs,
+        split="profile",
+    )
+    workdir.mkdir(parents=True, exist_ok=True)
+    return _ProfileContext(
+        run=run,
+        model=mobile_form(model, size),
+        verify=verify,
+        out=workdir,
+        threads=threads,
+        static_batch=x if static_batch else None,
+    )
+
+
+def _onnxruntime_session(
+    model: nn.Module, x: torch.Tensor, workdir: Path, threads: int, providers: list[str]
+) -> Call:
     import onnxruntime as ort
 
-    from pocketvision.export.onnx import export_onnx
+    from pocketvision.export.onnx_export import INPUT_NAME, OUTPUT_NAME, export_fp32
 
-    path = export_onnx(model, x, workdir / "model.onnx")
+    path = workdir / f"model_{_shape(x)}.onnx"  # dynamic batch: one file serves every batch
+    if not path.exists():
+        export_fp32(_context(model, x, workdir, threads), path)
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    feed = {session.get_inputs()[0].name: x.numpy()}
-    return lambda: session.run(None, feed)
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    session = ort.InferenceSession(str(path), options, providers=providers)
+    feed = {INPUT_NAME: x.numpy()}
+    return lambda: session.run([OUTPUT_NAME], feed)[0]
+
+
+def _onnxruntime(model: nn.Module, x: torch.Tensor, workdir: Path, threads: int) -> Call:
+    return _onnxruntime_session(model, x, workdir, threads, ["CPUExecutionProvider"])
+
+
+def _onnxruntime_cuda(model: nn.Module, x: torch.Tensor, workdir: Path, threads: int) -> Call:
+    # CPU as fallback for any op the CUDA provider lacks, as ORT recommends.
+    return _onnxruntime_session(
+        model, x, workdir, threads, ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    )
+
+
+def _ort_cuda_missing() -> str:
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        return "onnxruntime has no CUDAExecutionProvider here (pip install onnxruntime-gpu)"
+    return ""
 
 
 def _litert(model: nn.Module, x: torch.Tensor, workdir: Path, threads: int) -> Call:
     from ai_edge_litert.interpreter import Interpreter
 
-    from pocketvision.export.tflite import export_tflite
+    from pocketvision.export.tflite_export import convert_fp32, nhwc
 
-    path = export_tflite(model, x, workdir / "model.tflite")
+    path = workdir / f"model_{_shape(x)}.tflite"  # batch 1, resized below
+    if not path.exists():
+        path.write_bytes(convert_fp32(_context(model, x, workdir, threads)))
+    # The exporter converts at batch 1 (a phone classifies one picture); the interpreter
+    # resizes the input to the profiled batch (XNNPACK re-plans the graph for it).
     interpreter = Interpreter(model_path=str(path), num_threads=threads)
-    interpreter.allocate_tensors()
     index = interpreter.get_input_details()[0]["index"]
-    data = x.numpy()
+    data = nhwc(x.numpy())
+    if data.shape[0] != 1:
+        interpreter.resize_tensor_input(index, list(data.shape))
+    interpreter.allocate_tensors()
+    out = interpreter.get_output_details()[0]["index"]
 
     def call() -> object:
         interpreter.set_tensor(index, data)
         interpreter.invoke()
-        return None
+        return interpreter.get_tensor(out)
 
     return call
 
 
 def _executorch(model: nn.Module, x: torch.Tensor, workdir: Path, threads: int) -> Call:
+    from executorch.extension.pybindings import portable_lib
     from executorch.runtime import Runtime
 
-    from pocketvision.export.executorch import export_executorch
+    from pocketvision.export.executorch_export import lower
 
-    path = export_executorch(model, x, workdir / "model.pte")
-    method = Runtime.get().load_program(path).load_method("forward")
-    return lambda: method.execute([x])
+    # .pte programs have static shapes: lower at the profiled batch, not the exporter's 1.
+    path = workdir / f"model_b{x.shape[0]}_{_shape(x)}.pte"
+    if not path.exists():
+        buffer, _ = lower(_context(model, x, workdir, threads, static_batch=True))
+        path.write_bytes(buffer)
+    # XNNPACK's thread pool is process-wide in the Python runtime; size it to the request.
+    portable_lib._unsafe_reset_threadpool(threads)
+    method = Runtime.get().load_program(str(path)).load_method("forward")
+    inputs = [x.contiguous()]
+    return lambda: method.execute(inputs)[0]
 
 
 RUNTIMES: dict[str, RuntimeSpec] = {
@@ -101,8 +272,19 @@ RUNTIMES: dict[str, RuntimeSpec] = {
     for spec in (
         RuntimeSpec("eager", ("torch",), _eager),
         RuntimeSpec("compile", ("torch",), _compile),
-        RuntimeSpec("onnxruntime", ("onnxruntime", "onnxscript"), _onnxruntime),
+        RuntimeSpec("onnxruntime", ("onnx", "onnxscript", "onnxruntime"), _onnxruntime),
         RuntimeSpec("litert", ("ai_edge_litert", "litert_torch"), _litert),
         RuntimeSpec("executorch", ("executorch",), _executorch),
+        RuntimeSpec("eager_cuda", ("torch",), _eager_cuda, available=_cuda_missing),
+        RuntimeSpec("compile_cuda", ("torch",), _compile_cuda, available=_cuda_missing),
+        RuntimeSpec(
+            "onnxruntime_cuda",
+            ("onnx", "onnxscript", "onnxruntime"),
+            _onnxruntime_cuda,
+            available=_ort_cuda_missing,
+        ),
     )
 }
+
+DEPLOY_RUNTIMES = ("onnxruntime", "litert", "executorch")
+GPU_RUNTIMES = ("eager_cuda", "compile_cuda", "onnxruntime_cuda")

@@ -1,0 +1,87 @@
+"""Every installed runtime converts a real model, computes what eager PyTorch computes, and is
+timed consistently; runtimes that cannot run here are skipped with a reason."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from pocketvision import create_model
+from pocketvision.profile import runtimes
+from pocketvision.profile.profiler import OutputMismatchError, check_output, profile
+
+CPU_RUNTIMES = ("compile", "onnxruntime", "litert", "executorch")
+INSTALLED = [name for name in CPU_RUNTIMES if not runtimes.RUNTIMES[name].missing()]
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> None:
+    torch.set_num_threads(1)
+
+
+def _model() -> torch.nn.Module:
+    torch.manual_seed(0)
+    model = create_model("lenet5", in_chans=1).eval()
+    return model
+
+
+@pytest.mark.slow
+def test_every_installed_runtime_matches_eager_and_times_consistently() -> None:
+    # One conversion per runtime (the expensive part); batch 3 also checks that LiteRT's
+    # batch-1 file resized to 3 and ExecuTorch's static-shape program at 3 compute the same.
+    names = ("eager", *CPU_RUNTIMES)
+    result = profile("lenet5", batches=(3,), threads=1, runtime_names=names, runs=30)
+    by_name = {r.runtime: r for r in result.runtimes}
+    assert sorted(by_name) == sorted(names)
+    with torch.no_grad():
+        scale = float(_model()(torch.randn(3, 1, 32, 32)).abs().max())
+    for name in names:
+        r = by_name[name]
+        if runtimes.RUNTIMES[name].missing():
+            assert r.status == "skipped" and "not installed" in r.reason
+            continue
+        assert r.status == "ok", f"{name}: {r.reason}"
+        # profile() compared this runtime's output with eager on the timed batch
+        assert r.max_abs_diff is not None and r.max_abs_diff <= 1e-5 * scale
+        assert r.median_ms is not None and r.p90_ms is not None and r.gflops is not None
+        assert 0 < r.median_ms <= r.p90_ms
+        assert r.images_per_s == pytest.approx(3 / (r.median_ms / 1e3), rel=1e-3)
+        assert r.gflops == pytest.approx(2 * result.macs * 3 / r.median_ms / 1e6, rel=1e-2)
+        assert r.peak_fraction == pytest.approx(r.gflops / result.peak_gflops, rel=1e-2)
+    assert by_name["eager"].max_abs_diff == 0.0
+
+
+def test_prepared_call_returns_the_model_output(tmp_path: Path) -> None:
+    model = _model()
+    x = torch.randn(2, 1, 32, 32)
+    call = runtimes.RUNTIMES["eager"].prepare(model, x, tmp_path, 1)
+    with torch.no_grad():
+        np.testing.assert_array_equal(runtimes.output_array(call()), model(x).numpy())
+
+
+def test_gpu_runtimes_skip_with_a_reason_without_a_gpu() -> None:
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present; the GPU runtimes run instead")
+    for name in runtimes.GPU_RUNTIMES:
+        reason = runtimes.RUNTIMES[name].missing()
+        assert reason and ("CUDA" in reason or "not installed" in reason)
+    result = profile("lenet5", batches=(1,), runtime_names=runtimes.GPU_RUNTIMES, runs=1)
+    assert [r.status for r in result.runtimes] == ["skipped"] * len(runtimes.GPU_RUNTIMES)
+    assert all(r.reason for r in result.runtimes)
+
+
+def test_check_output_catches_a_runtime_that_computes_something_else() -> None:
+    model = _model()
+    x = torch.randn(2, 1, 32, 32)
+    with torch.no_grad():
+        right = model(x)
+    assert check_output(model, x, right.numpy()) == 0.0
+    wrong = right.clone()
+    wrong[1, 7] += 1e-2 * right.abs().max()  # one logit of the second image off by 1% of scale
+    with pytest.raises(OutputMismatchError, match="differs from eager"):
+        check_output(model, x, wrong)
+    with pytest.raises(OutputMismatchError, match="shape"):
+        check_output(model, x, right[:1])  # a graph with batch 1 baked in
