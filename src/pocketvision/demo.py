@@ -17,9 +17,10 @@ from pocketvision.train.config import TrainConfig
 # The 5-minute recipe of benchmarks/train_fashion_mnist.py ("fast").
 DEMO_CONFIG = TrainConfig(
     data="fashion-mnist",
-    model="mobilenet_v2_050",
-    epochs=4,
-    batch_size=256,
+    model="mobilenet_v1_025",
+    small_input=False,
+    epochs=3,
+    batch_size=128,
     optimizer="sgd",
     augment="light",
     label_smoothing=0.1,
