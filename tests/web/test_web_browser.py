@@ -272,6 +272,20 @@ def test_in_browser_inference_agrees_with_the_server(page: Page, tmp_path: Path)
         text = page.page.inner_text("#classify-agreement")
         assert "latency server" in text and "browser" in text
     page.shot("both")
+    # the drawing too: the browser reads the canvas pixels, the server gets its PNG
+    box = page.page.locator("#draw").bounding_box()
+    page.page.mouse.move(box["x"] + 140, box["y"] + 40)
+    page.page.mouse.down()
+    for i in range(1, 12):
+        page.page.mouse.move(box["x"] + 140, box["y"] + 40 + 18 * i)
+    page.page.mouse.up()
+    page.page.wait_for_selector("#draw-agreement[data-agree]", timeout=TIMEOUT_MS)
+    page.page.wait_for_load_state("networkidle")
+    page.page.wait_for_timeout(300)
+    assert page.page.get_attribute("#draw-agreement", "data-agree") == "yes"
+    server, browser = page.results("draw-server"), page.results("draw-browser")
+    for label, p in server.items():
+        assert browser[label] == pytest.approx(p, abs=1e-5), label
     # browser only: the prediction appears and no image goes to the server
     page.mode("browser")
     before = len([u for m, u in page.requests if m == "POST"])
