@@ -214,5 +214,7 @@ def load_served(run_dir: str | Path, *, export_onnx: bool = True) -> ServedModel
         except PocketvisionError as err:
             # the page still works with server inference; the card says why the browser can't
             served.onnx_error = str(err)
+    else:
+        served.onnx_error = "serve was started with --no-onnx"
     served.card = model_card(served)
     return served
