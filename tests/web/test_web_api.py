@@ -328,3 +328,37 @@ def test_serve_cli_refuses_a_taken_port_in_one_line(server: Server) -> None:
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("pocketvision: error: cannot listen on 127.0.0.1:") and "--port" in last
     assert get(server.url + "/api/health")[0] == 200  # the running server is untouched
+
+
+def test_no_onnx_serves_server_inference_and_says_why(server: Server) -> None:
+    """--no-onnx: predictions still work, the ONNX route is 404 and the card gives the reason."""
+    command = [sys.executable, "-m", "pocketvision", "serve", str(server.run), "--port", "0"]
+    command += ["--no-onnx", "--workers", "1", "--threads", "1"]
+    proc = subprocess.Popen(
+        command,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stderr is not None
+        url = ""
+        for line in proc.stderr:  # the URL line comes after loading
+            if line.startswith("pocketvision serve: "):
+                url = line.split()[2].rstrip("/")
+                break
+        assert url, "serve printed no URL"
+        for _ in range(100):
+            try:
+                if get(url + "/api/health")[0] == 200:
+                    break
+            except OSError:
+                time.sleep(0.1)
+        card = json.loads(get(url + "/api/model")[1])
+        assert card["onnx"] is False and "--no-onnx" in card["onnx_error"]
+        assert get(url + "/api/model.onnx")[0] == 404
+        status, body = post(url + "/api/predict", png_bytes(edge_image()))
+        assert status == 200 and len(body["predictions"]) == 5
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
