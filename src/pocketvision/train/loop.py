@@ -9,6 +9,7 @@ any step replays exactly the batches the uninterrupted run would have seen.
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
@@ -21,7 +22,7 @@ from torch import nn
 from torch.utils.data import DistributedSampler
 
 from pocketvision.data import DataSplits, ImageSet, load_data, stratified_subset
-from pocketvision.data.augment import PRESETS, augment_batch, mix_batch, random_erase
+from pocketvision.data.augment import PRESETS, AugmentPreset, augment_batch, mix_batch, random_erase
 from pocketvision.errors import PocketvisionError
 from pocketvision.rundir import (
     BEST,
@@ -187,6 +188,67 @@ def _steps(n: int, per_rank: int) -> int:
     return max(1, n // per_rank)
 
 
+# Read the running loss and accuracy back from the device every this many steps.
+SYNC_EVERY = 20
+
+
+def _flush(
+    pending: torch.Tensor, sums: dict[str, float], epoch: int, step: int, config: TrainConfig
+) -> None:
+    loss_sum, correct = pending.tolist()
+    pending.zero_()
+    if not math.isfinite(loss_sum):
+        raise PocketvisionError(
+            f"loss became {loss_sum} by epoch {epoch + 1} step {step + 1}; lower --lr "
+            f"(now {config.lr}) or turn off --amp"
+        )
+    sums["loss"] += loss_sum
+    sums["correct"] += correct
+
+
+def _step(
+    net: nn.Module,
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    num_classes: int,
+    preset: AugmentPreset,
+    gen: torch.Generator,
+    config: TrainConfig,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler | None,
+    channels_last: bool,
+    amp_dtype: torch.dtype | None,
+    device: torch.device,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimiser step on a normalised batch; returns (detached loss, logits)."""
+    eps = config.label_smoothing
+    targets = torch.full((len(y), num_classes), eps / num_classes, device=device)
+    targets.scatter_(1, y[:, None], 1 - eps + eps / num_classes)
+    x, targets = mix_batch(x, targets, preset, gen)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    with _autocast(device, amp_dtype):
+        logits = net(x)
+    loss = torch.sum(-targets * F.log_softmax(logits.float(), dim=1), dim=1).mean()
+    optimizer.zero_grad(set_to_none=True)
+    if scaler is not None:
+        scaler.scale(loss).backward()
+        scaler.unscale_(optimizer)
+    else:
+        loss.backward()
+    if config.grad_clip > 0:
+        nn.utils.clip_grad_norm_(
+            [p for p in model.parameters() if p.requires_grad], config.grad_clip
+        )
+    if scaler is not None:
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        optimizer.step()
+    return loss.detach(), logits.detach()
+
+
 def train(config: TrainConfig) -> dict[str, Any]:
     """Train a model and write a complete run directory; return the summary.
 
@@ -346,6 +408,7 @@ def _train(config: TrainConfig, d: distributed.Dist, device: torch.device) -> di
                 if isinstance(m, nn.modules.batchnorm._BatchNorm):
                     m.eval()
         sums = state.sums or {"loss": 0.0, "correct": 0.0, "seen": 0.0, "seconds": 0.0}
+        pending = torch.zeros(2, dtype=torch.float64, device=device)  # loss sum, correct
         progress.start_epoch(epoch, config.epochs, steps_per_epoch, state.step)
         t0 = time.perf_counter()
         for step, idx in _batches(sampler, per_rank, state.step):
@@ -363,51 +426,27 @@ def _train(config: TrainConfig, d: distributed.Dist, device: torch.device) -> di
             x = (x - mean) / std
             if preset.erase > 0:
                 x = random_erase(x, preset.erase, gen)
-            eps = config.label_smoothing
-            targets = torch.full((len(y), num_classes), eps / num_classes, device=device)
-            targets.scatter_(1, y[:, None], 1 - eps + eps / num_classes)
-            x, targets = mix_batch(x, targets, preset, gen)
-            if channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            with _autocast(device, amp_dtype):
-                logits = net(x)
-            loss = torch.sum(-targets * F.log_softmax(logits.float(), dim=1), dim=1).mean()
-            if not torch.isfinite(loss):
-                raise PocketvisionError(
-                    f"loss became {float(loss)} at epoch {epoch + 1} step {step}; lower --lr "
-                    f"(now {config.lr}) or turn off --amp"
-                )
-            optimizer.zero_grad(set_to_none=True)
-            if scaler is not None:
-                scaler.scale(loss).backward()
-                scaler.unscale_(optimizer)
-            else:
-                loss.backward()
-            if config.grad_clip > 0:
-                nn.utils.clip_grad_norm_(
-                    [p for p in model.parameters() if p.requires_grad], config.grad_clip
-                )
-            if scaler is not None:
-                scaler.step(optimizer)
-                scaler.update()
-            else:
-                optimizer.step()
+            loss, logits = _step(
+                net, model, x, y, num_classes, preset, gen, config, optimizer, scaler,
+                channels_last, amp_dtype, device,
+            )  # fmt: skip
             if ema is not None:
                 ema.update(model, gstep)
-            n = len(y)
-            sums["loss"] += float(loss.detach()) * n
-            sums["correct"] += float((logits.argmax(1) == y).sum())
-            sums["seen"] += n
+            # running sums stay on the device: reading them every step would stall a GPU
+            pending += torch.stack([loss.double() * len(y), (logits.argmax(1) == y).sum()])
+            sums["seen"] += len(y)
             state.step = step + 1
             state.global_step = gstep + 1
-            now = time.perf_counter()
-            rate = sums["seen"] * d.world / max(sums["seconds"] + now - t0, 1e-9)
-            progress.advance(sums["loss"] / sums["seen"], rate)
             due = (config.checkpoint_steps and state.step % config.checkpoint_steps == 0) or (
                 time.monotonic() - last_ckpt > config.checkpoint_seconds
             )
+            if due or state.step % SYNC_EVERY == 0 or state.step == steps_per_epoch:
+                _flush(pending, sums, epoch, step, config)
+                now = time.perf_counter()
+                rate = sums["seen"] * d.world / max(sums["seconds"] + now - t0, 1e-9)
+                progress.advance(sums["loss"] / sums["seen"], rate, state.step)
             if due and state.step < steps_per_epoch:
-                state.sums = {**sums, "seconds": sums["seconds"] + now - t0}
+                state.sums = {**sums, "seconds": sums["seconds"] + time.perf_counter() - t0}
                 checkpoint()
                 last_ckpt = time.monotonic()
         train_seconds = sums["seconds"] + time.perf_counter() - t0

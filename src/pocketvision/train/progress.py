@@ -45,9 +45,9 @@ class Progress:
         self._bar.start()
         self._task = self._bar.add_task("train", total=steps, completed=done, loss=0.0, rate=0.0)
 
-    def advance(self, loss: float, rate: float) -> None:
+    def advance(self, loss: float, rate: float, completed: int) -> None:
         if self._bar is not None:
-            self._bar.update(self._task, advance=1, loss=loss, rate=rate)
+            self._bar.update(self._task, completed=completed, loss=loss, rate=rate)
 
     def end_epoch(self, row: dict[str, Any], improved: bool) -> None:
         self.close()
