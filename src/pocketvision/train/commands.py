@@ -99,7 +99,7 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
         "demo",
         help="train the default mobile model on Fashion-MNIST (digits if missing) and report",
     )
-    demo.add_argument("--out", default=None, help="run directory (default: runs/demo)")
+    demo.add_argument("--out", default=None, help="run directory (default: runs/demo-DATA)")
     demo.add_argument("--epochs", type=int, default=None, help="override the demo's epochs")
     demo.add_argument("--quiet", action="store_true", help="no progress bar")
     demo.set_defaults(func=_demo)
