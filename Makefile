@@ -15,7 +15,7 @@ comma := ,
 STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 PYTEST_ARGS ?=
 
-.PHONY: venv data demo test lint typecheck pytest bench models-table clean
+.PHONY: venv data web-assets chromium demo test lint typecheck pytest bench models-table clean
 
 venv: $(STAMP)
 
@@ -37,7 +37,22 @@ data:
 	  echo "Could not install dataset-fashion-mnist; Fashion-MNIST steps fall back or skip (see README)"; \
 	fi
 
-demo: venv data
+# The browser page's onnxruntime-web (WASM), from the npm registry; nothing is fetched at run time.
+WEB_FRONTEND := src/pocketvision/web/frontend
+WEB_VENDOR := src/pocketvision/web/static/vendor/ort.wasm.min.js
+web-assets: $(WEB_VENDOR)
+$(WEB_VENDOR): $(WEB_FRONTEND)/package.json $(WEB_FRONTEND)/package-lock.json $(WEB_FRONTEND)/copy-vendor.mjs
+	cd $(WEB_FRONTEND) && npm ci --ignore-scripts --no-audit --no-fund && npm run --silent vendor
+
+# Debian's Chromium for the browser tests (Playwright drives it; no browser download).
+chromium:
+	@if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null; then \
+	  echo "Installing Debian's chromium for the browser tests"; \
+	  { apt-get install -y -qq chromium >/dev/null 2>&1 || \
+	    { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq chromium >/dev/null 2>&1; }; } || \
+	  echo "Could not install chromium; browser tests will skip"; fi
+
+demo: venv data web-assets
 	$(VENV)/bin/pocketvision demo
 
 lint: venv
@@ -47,7 +62,7 @@ lint: venv
 typecheck: venv
 	$(VENV)/bin/mypy
 
-pytest: venv data
+pytest: venv data web-assets chromium
 	$(PY) -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
 
 test: lint typecheck pytest
@@ -59,4 +74,5 @@ models-table: venv
 	$(PY) scripts/gen_model_table.py README.md --write
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache test-artifacts \
+	  $(WEB_FRONTEND)/node_modules src/pocketvision/web/static/vendor
