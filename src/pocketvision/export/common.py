@@ -276,6 +276,19 @@ def layer_of_op(
     return None
 
 
+def _ops_in_traceback(err: BaseException) -> list[str]:
+    """Op kinds of the graph nodes the converter was handling when it failed (innermost
+    first): coremltools keeps the node in a local named ``node`` with a ``kind``."""
+    found: list[str] = []
+    tb = err.__traceback__
+    while tb is not None:
+        kind = getattr(tb.tb_frame.f_locals.get("node"), "kind", None)
+        if isinstance(kind, str) and kind not in found:
+            found.insert(0, kind)
+        tb = tb.tb_next
+    return found
+
+
 def describe_failure(err: BaseException, model: nn.Module, example: torch.Tensor) -> str:
     """One line for a converter exception, naming the op and the layer where it can."""
     if isinstance(err, PocketvisionError):
@@ -284,6 +297,7 @@ def describe_failure(err: BaseException, model: nn.Module, example: torch.Tensor
     message = f"{type(err).__name__}: {text[:300]}"
     # Converters name the op as aten.x / aten::x or in quotes ('x' not implemented).
     ops = re.findall(r"aten(?:\.|::)([A-Za-z_0-9]+)", text) + re.findall(r"'([A-Za-z_0-9]+)'", text)
+    ops += _ops_in_traceback(err)
     found = layer_of_op(model, example, ops) if ops else None
     if found:
         return f"op {found[0]} in layer {found[1]} cannot be converted: {message}"

@@ -1,4 +1,4 @@
-"""Core ML: coremltools converts the traced model, ending in softmax, to a classifier with an
+"""Core ML: coremltools converts the exported model (torch.export), ending in softmax, to a classifier with an
 image input whose scale and bias are the training normalisation.
 
 Files (the iOS versions each runs on are in docs/readme/export.md):
@@ -86,8 +86,10 @@ def convert(ctx: ExportContext, precision: str, variant: str) -> Any:
     c, h, w = prep.input_size
     scale, bias = folded_normalisation(prep.mean, prep.std)
     wrapped = Probabilities(ctx.model, prep.mean, prep.std).eval()
+    # torch.export, not jit.trace: a trace keeps shape arithmetic as int() casts that
+    # coremltools cannot convert (ShuffleNet's channel shuffle); export fixes the shapes.
     with torch.no_grad():
-        traced = torch.jit.trace(wrapped, torch.rand(1, c, h, w))
+        program = torch.export.export(wrapped, (torch.rand(1, c, h, w),)).run_decompositions({})
     image = ct.ImageType(
         name=INPUT_NAME,
         shape=(1, c, h, w),
@@ -104,7 +106,7 @@ def convert(ctx: ExportContext, precision: str, variant: str) -> Any:
             ct.precision.FLOAT32 if precision == "fp32" else ct.precision.FLOAT16
         )
     model = ct.convert(
-        traced,
+        program,
         inputs=[image],
         classifier_config=ct.ClassifierConfig(ctx.labels, predicted_feature_name=LABEL_NAME),
         convert_to=variant,

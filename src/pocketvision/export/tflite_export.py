@@ -1,6 +1,7 @@
-"""TFLite / LiteRT: litert-torch converts the fp32 model; ai-edge-quantizer derives fp16
-(weights cast to float16), dynamic-range int8 and full int8 (calibrated on training images)
-from it; the ai-edge-litert Interpreter checks every file.
+"""TFLite / LiteRT: litert-torch converts the fp32 model and, after PT2E quantization
+calibrated on training images, the full int8 one; ai-edge-quantizer derives fp16 (weights
+cast to float16) and dynamic-range int8 from the fp32 flatbuffer; the ai-edge-litert
+Interpreter checks every file.
 
 Layout: the .tflite input is NHWC float32 ``(1, H, W, C)``, normalised as in training. Android
 Bitmaps are row-major pixels with channels last, so the app fills the buffer in pixel order
@@ -73,8 +74,8 @@ def convert_fp32(ctx: ExportContext) -> bytes:
     return bytes(edge.model_content())
 
 
-def quantize(ctx: ExportContext, fp32: bytes, precision: str) -> bytes:
-    """fp16 / int8_dynamic / int8 from the fp32 flatbuffer with ai-edge-quantizer."""
+def quantize(fp32: bytes, precision: str) -> bytes:
+    """fp16 or int8_dynamic from the fp32 flatbuffer with ai-edge-quantizer."""
     from ai_edge_quantizer import qtyping, quantizer, recipe, recipe_manager
     from ai_edge_quantizer.algorithm_manager import AlgorithmName
 
@@ -90,16 +91,48 @@ def quantize(ctx: ExportContext, fp32: bytes, precision: str) -> bytes:
     elif precision == "int8_dynamic":
         plan = recipe.dynamic_wi8_afp32()
     else:
-        plan = recipe.static_wi8_ai8()
+        raise ValueError(f"no ai-edge-quantizer recipe for {precision}")
     quant = quantizer.Quantizer(bytearray(fp32), plan)
-    calibration = None
-    if quant.need_calibration:
-        samples = [{INPUT_NAME: image[None]} for image in nhwc(ctx.verify.calibration)]
-        calibration = quant.calibrate({SIGNATURE: samples}, num_threads=1)
-    result = quant.quantize(calibration, enable_progress_report=False)
+    result = quant.quantize(enable_progress_report=False)
     if result.quantized_model is None:
         raise RuntimeError(f"ai-edge-quantizer produced no {precision} model")
     return bytes(result.quantized_model)
+
+
+def convert_int8(ctx: ExportContext) -> bytes:
+    """Full int8 (weights per channel, activations per tensor, int8 input and output) by
+    PT2E quantization in PyTorch, calibrated on training images, then converted.
+
+    ai-edge-quantizer's static recipe on the fp32 flatbuffer was measured to lose 3-7
+    accuracy points on a Fashion-MNIST LeNet with 200 calibration images; this path lost none.
+    """
+    import litert_torch
+    from litert_torch.quantize.pt2e_quantizer import (
+        PT2EQuantizer,
+        get_symmetric_quantization_config,
+    )
+    from litert_torch.quantize.quant_config import QuantConfig
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
+    example = torch.from_numpy(nhwc(ctx.verify.inputs[:1]))
+    quantizer = PT2EQuantizer().set_global(
+        get_symmetric_quantization_config(is_per_channel=True, is_dynamic=False)
+    )
+    with torch.no_grad():
+        graph = torch.export.export(
+            ChannelsLast(ctx.model).eval(), (), {INPUT_NAME: example}
+        ).module()
+        prepared = prepare_pt2e(graph, quantizer)
+        for image in nhwc(ctx.verify.calibration):
+            prepared(**{INPUT_NAME: torch.from_numpy(image[None])})
+        quantized = convert_pt2e(prepared, fold_quantize=False)
+    edge = litert_torch.convert(
+        quantized,
+        sample_args=(),
+        sample_kwargs={INPUT_NAME: example},
+        quant_config=QuantConfig(pt2e_quantizer=quantizer),
+    )
+    return bytes(edge.model_content())
 
 
 def with_labels(flatbuffer: bytes, labels: Sequence[str]) -> bytes:
@@ -180,7 +213,12 @@ def export(ctx: ExportContext, precisions: Sequence[str]) -> list[ExportResult]:
         path = folder / FILES[precision]
         entry = ExportResult("tflite", precision, path=str(path.relative_to(ctx.out)))
         try:
-            flatbuffer = fp32 if precision == "fp32" else quantize(ctx, fp32, precision)
+            if precision == "fp32":
+                flatbuffer = fp32
+            elif precision == "int8":
+                flatbuffer = convert_int8(ctx)
+            else:
+                flatbuffer = quantize(fp32, precision)
             path.write_bytes(with_labels(flatbuffer, ctx.labels))
             entry.size_bytes = file_size(path)
             for key, value in check(ctx, path).items():

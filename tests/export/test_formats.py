@@ -1,0 +1,75 @@
+"""fp32 exports compute what PyTorch computes: max |logit difference| <= 1e-4 and 100 % top-1
+agreement on 500 Fashion-MNIST validation images, for one model of every registered family
+(small inputs) and for the demo model, in every format whose runtime runs here.
+
+Converting a graph costs seconds to a minute per format and model on one core, so by default
+every family goes through ONNX (onnxruntime) and Core ML (spec check), while LiteRT and
+ExecuTorch, whose converters are the slow ones, take the demo model and one more family;
+``POCKETVISION_EXPORT_ALL=1`` runs the full family x format matrix (numbers in
+docs/readme/export.md).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from export_support import make_run
+
+from pocketvision import list_models, model_info
+from pocketvision.export import export_run
+
+# Shrinks for families whose smallest registered model takes minutes to convert
+# (NASNet's 12 cells); the cell code and ops are the same.
+SMALL_KWARGS: dict[str, dict[str, Any]] = {
+    "nasnet_a_mobile": {"num_cells": 1, "penultimate_filters": 192},
+}
+DEMO = ("mobilenet_v2_050", 28)  # pocketvision.demo's model at Fashion-MNIST's size
+FULL = os.environ.get("POCKETVISION_EXPORT_ALL") == "1"
+SLOW_FORMATS_FOR = {"lenet5", "squeezenet1_1"}  # besides the demo model
+
+
+def family_representatives() -> list[str]:
+    """The registered model with the fewest published parameters in each family."""
+    best: dict[str, str] = {}
+    for name in list_models():
+        family = model_info(name).family
+        if family not in best or model_info(name).params < model_info(best[family]).params:
+            best[family] = name
+    return sorted(best.values())
+
+
+CASES = [(name, 32) for name in family_representatives()] + [DEMO]
+
+
+def _formats(name: str) -> str:
+    if FULL or name == DEMO[0] or name in SLOW_FORMATS_FOR:
+        return "onnx,coreml,tflite,executorch"
+    return "onnx,coreml"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("name", "size"), CASES, ids=[f"{n}-{s}px" for n, s in CASES])
+def test_fp32_matches_pytorch(tmp_path: Path, name: str, size: int) -> None:
+    run = make_run(tmp_path, name, size=size, kwargs=SMALL_KWARGS.get(name))
+    formats = _formats(name)
+    results = export_run(run, formats=formats, quantize="none", verify_images=500, codegen=False)
+    by_format: dict[str, list[Any]] = {}
+    for r in results:
+        by_format.setdefault(r.format, []).append(r)
+    assert sorted(by_format) == sorted(formats.split(","))
+    for r in results:
+        assert r.precision == "fp32"
+        assert r.size_bytes and (run / "export" / r.path).exists()
+        if r.format == "coreml":
+            # no Core ML runtime off macOS: the spec must be right and the status says so
+            assert r.status in ("unverified", "ok"), r.error
+            continue
+        assert r.status == "ok", f"{r.format}: {r.error}"
+        assert r.max_abs_diff <= 1e-4, f"{r.format}: {r.max_abs_diff}"
+        assert r.top1_agreement == 1.0, f"{r.format}: {r.top1_agreement}"
+        assert r.val_accuracy is not None and r.latency_ms is not None and r.latency_ms > 0
+    for r in by_format.get("executorch", []):
+        assert r.notes[0] == "whole graph delegated to XNNPACK", r.notes
