@@ -34,7 +34,8 @@ from pocketvision.profile.measure import (
 )
 from pocketvision.registry import create_model, list_models, model_info
 
-DEFAULT_RUNTIMES = ("eager", "compile", "onnxruntime", "litert", "executorch")
+# Every runtime: the GPU ones report "skipped" with the reason on a machine without CUDA.
+DEFAULT_RUNTIMES = tuple(runtimes.RUNTIMES)
 
 
 @dataclass
