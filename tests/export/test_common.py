@@ -136,3 +136,32 @@ def test_converter_failure_names_op_and_layer_and_others_continue(tmp_path: Path
     assert coreml.error.startswith("op linalg_det in layer odd (Determinant)")
     (onnx,) = onnx_export.export(ctx, ["fp32"])  # ONNX has Det: this format still works
     assert onnx.status == "ok" and onnx.max_abs_diff is not None and onnx.max_abs_diff <= 1e-4
+
+
+def test_cli_prints_the_table_and_writes_the_report(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = make_run(tmp_path, "lenet5")
+    out = tmp_path / "exported"
+    code = main(
+        [
+            "export",
+            str(run),
+            "--format",
+            "onnx",
+            "--quantize",
+            "none,int8",
+            "--verify-images",
+            "100",
+            "--calibration-images",
+            "50",
+            "--out",
+            str(out),
+        ]
+    )
+    printed = capsys.readouterr().out
+    assert code == 0
+    assert "onnx    fp32" in printed and "onnx    int8" in printed
+    assert "checked on 100 val images" in printed
+    assert (out / "export_report.json").exists() and (out / "onnx" / "model_int8.onnx").exists()
+    assert not (out / "ios").exists()  # no Core ML file, no Swift code
