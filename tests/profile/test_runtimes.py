@@ -3,6 +3,7 @@ timed consistently; runtimes that cannot run here are skipped with a reason."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ import torch
 
 from pocketvision import create_model
 from pocketvision.profile import runtimes
+from pocketvision.profile.measure import time_calls
 from pocketvision.profile.profiler import OutputMismatchError, check_output, profile
 
 CPU_RUNTIMES = ("compile", "onnxruntime", "litert", "executorch")
@@ -85,3 +87,12 @@ def test_check_output_catches_a_runtime_that_computes_something_else() -> None:
         check_output(model, x, wrong)
     with pytest.raises(OutputMismatchError, match="shape"):
         check_output(model, x, right[:1])  # a graph with batch 1 baked in
+
+
+def test_time_budget_stops_after_the_minimum_runs() -> None:
+    def slow() -> None:
+        time.sleep(0.01)
+
+    capped = time_calls(slow, runs=30, warmup=5, budget_s=0.02, min_runs=5)
+    assert capped.runs == 5 and capped.median_ms >= 10
+    assert time_calls(slow, runs=12, warmup=1).runs == 12  # no budget: every run

@@ -85,6 +85,7 @@ def _compare(args: argparse.Namespace) -> int:
         threads=args.threads,
         runs=args.runs_per_model,
         log=_log,
+        budget_s=args.seconds or None,
     )
     print((args.out / "compare.md").read_text())
     print(f"{len(rows)} models -> {args.out}/compare.md, compare.html, compare.json, *.png")
@@ -129,5 +130,11 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
     )
     c.add_argument("--threads", type=int, help="intra-op threads (default: torch's)")
     c.add_argument("--runs-per-model", type=int, default=30, help="timed runs per model")
+    c.add_argument(
+        "--seconds",
+        type=float,
+        default=5.0,
+        help="stop timing a runtime after this many seconds (>= 5 runs); 0: always all runs",
+    )
     c.add_argument("--out", type=Path, default=Path("compare"), help="output directory")
     c.set_defaults(func=_compare)

@@ -52,6 +52,7 @@ class RuntimeResult:
     peak_fraction: float | None = None
     peak_rss_mb: float | None = None
     max_abs_diff: float | None = None
+    runs: int | None = None
     reason: str = ""
 
 
@@ -108,7 +109,7 @@ def resolve_model(
     return target, model.eval(), (c, size, size)
 
 
-def calibrate_batchnorm(model: nn.Module, size: tuple[int, int, int], batch: int = 4) -> None:
+def calibrate_batchnorm(model: nn.Module, size: tuple[int, int, int], batch: int = 2) -> None:
     """Set BatchNorm running statistics from random inputs, so activations are O(1).
 
     A freshly initialised network in eval mode (running mean 0, variance 1) shrinks its
@@ -153,6 +154,7 @@ def profile(
     runs: int = 30,
     log: Callable[[str], None] | None = None,
     model_kwargs: dict[str, Any] | None = None,
+    budget_s: float | None = None,
 ) -> ProfileResult:
     """Profile a registered model or a run directory; see the module docstring.
 
@@ -160,6 +162,8 @@ def profile(
     file; ExecuTorch programs have static shapes and convert per batch); conversion is not
     timed. Before timing, each runtime's output on the timed batch is checked against eager
     PyTorch (``max_abs_diff``); a runtime computing something else is reported as failed.
+    ``budget_s`` caps the timing of one runtime at one batch (at least 5 runs; see
+    :func:`~pocketvision.profile.measure.time_calls`); each result records its ``runs``.
 
     Raises:
         PocketvisionError: Unknown runtime (the message lists the known ones) or model.
@@ -193,7 +197,9 @@ def profile(
                     if log:
                         log(f"{name}: {rt} batch {batch}")
                     result.runtimes.append(
-                        _measure(rt, model, size, batch, threads, runs, macs, peak, Path(tmp))
+                        _measure(
+                            rt, model, size, batch, threads, runs, macs, peak, Path(tmp), budget_s
+                        )
                     )
     return result
 
@@ -208,6 +214,7 @@ def _measure(
     macs: int,
     peak: float,
     tmp: Path,
+    budget_s: float | None = None,
 ) -> RuntimeResult:
     spec = runtimes.RUNTIMES[runtime]
     missing = spec.missing()
@@ -218,7 +225,7 @@ def _measure(
         # one folder per runtime: a file converted for one batch is reused for the next
         call = spec.prepare(model, x, tmp / runtime, threads)
         diff = check_output(model, x, call())
-        timing = time_calls(call, runs=runs)
+        timing = time_calls(call, runs=runs, budget_s=budget_s)
     except Exception as err:  # a runtime failing on one model must not stop the others
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         return RuntimeResult(
@@ -236,6 +243,7 @@ def _measure(
         peak_fraction=round(gflops / peak, 4),
         peak_rss_mb=round(peak_rss_mb(), 1),
         max_abs_diff=diff,
+        runs=timing.runs,
     )
 
 
