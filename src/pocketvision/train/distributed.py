@@ -53,6 +53,10 @@ def setup(device: torch.device) -> Dist:
     if world <= 1:
         return Dist()
     if not dist.is_initialized():
+        if device.type == "cuda":
+            torch.cuda.set_device(
+                int(os.environ.get("LOCAL_RANK", "0")) % torch.cuda.device_count()
+            )
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     return Dist(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
 
@@ -66,9 +70,11 @@ def all_sum(values: list[float], d: Dist) -> list[float]:
     """Sum numbers over processes (loss sums, counts)."""
     if d.world <= 1:
         return values
-    t = torch.tensor(values, dtype=torch.float64)
+    # NCCL reduces only CUDA tensors
+    device = f"cuda:{torch.cuda.current_device()}" if dist.get_backend() == "nccl" else "cpu"
+    t = torch.tensor(values, dtype=torch.float64, device=device)
     dist.all_reduce(t)
-    return t.tolist()
+    return t.cpu().tolist()
 
 
 def teardown(d: Dist) -> None:

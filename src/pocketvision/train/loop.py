@@ -249,6 +249,98 @@ def _step(
     return loss.detach(), logits.detach()
 
 
+def _restore(
+    resumed: dict[str, Any],
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    ema: EMA | None,
+    scaler: torch.amp.GradScaler | None,
+) -> State:
+    """Put last.pt's model, optimizer, EMA, scaler and RNG back; return the run's position."""
+    model.load_state_dict(resumed["model"])
+    optimizer.load_state_dict(resumed["optimizer"])
+    if ema is not None and resumed.get("ema") is not None:
+        ema.module.load_state_dict(resumed["ema"])
+    if scaler is not None and resumed.get("scaler"):
+        scaler.load_state_dict(resumed["scaler"])
+    torch.set_rng_state(resumed["rng"]["torch"])
+    return State(**resumed["state"])
+
+
+def _snapshot(
+    config: TrainConfig,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    ema: EMA | None,
+    scaler: torch.amp.GradScaler | None,
+    state: State,
+) -> dict[str, Any]:
+    """last.pt's content: tensors, numbers, strings, lists and dicts only (weights_only-safe)."""
+    return {
+        "format": 1,
+        "config": config.to_dict(),
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "ema": ema.module.state_dict() if ema is not None else None,
+        "scaler": scaler.state_dict() if scaler is not None else None,
+        "state": asdict(state),
+        "rng": {"torch": torch.get_rng_state()},
+    }
+
+
+def _write_header(
+    out: Path, spec: ModelSpec, splits: DataSplits, prep: Preprocessing, config: TrainConfig
+) -> None:
+    """The files a run has from its first second: model, labels, preprocessing, config."""
+    out.mkdir(parents=True, exist_ok=True)
+    write_run_files(out, spec, splits.classes, prep)
+    write_json(out / "config.json", config.to_dict())
+    write_atomic(out / "bad_files.txt", "".join(f"{p}\t{r}\n" for p, r in splits.bad_files))
+
+
+def _announce(
+    progress: Progress, config: TrainConfig, splits: DataSplits, where: str, out: Path
+) -> None:
+    progress.print(
+        f"training {config.model} on {config.data}: {len(splits.train)} train / "
+        f"{len(splits.val)} val / {len(splits.test) if splits.test else 0} test images, "
+        f"{len(splits.classes)} classes, {config.in_chans}x{config.img_size}x{config.img_size}, "
+        f"{config.epochs} epochs on {where} -> {out}"
+    )
+    if splits.bad_files:
+        progress.print(f"skipped {len(splits.bad_files)} bad file(s); see {out / 'bad_files.txt'}")
+
+
+def _augmented(
+    batch: torch.Tensor,
+    preset: AugmentPreset,
+    gen: torch.Generator,
+    hflip: bool,
+    mean: torch.Tensor,
+    std: torch.Tensor,
+) -> torch.Tensor:
+    """uint8 (N, C, H, W) -> augmented, normalised float batch (erasing after normalising,
+    so erased pixels are the data set's mean)."""
+    x = augment_batch(batch.float().div_(255), preset, gen, hflip=hflip)
+    x = (x - mean) / std
+    return random_erase(x, preset.erase, gen) if preset.erase > 0 else x
+
+
+def _record_epoch(state: State, row: dict[str, float]) -> bool:
+    """Append an epoch's metrics, advance the position; True when val accuracy improved."""
+    state.history.append(row)
+    state.epoch, state.step, state.sums = int(row["epoch"]), 0, {}
+    if row["val_accuracy"] > state.best_val_accuracy:
+        state.best_val_accuracy, state.best_epoch, state.bad_epochs = (
+            row["val_accuracy"],
+            state.epoch,
+            0,
+        )
+        return True
+    state.bad_epochs += 1
+    return False
+
+
 def train(config: TrainConfig) -> dict[str, Any]:
     """Train a model and write a complete run directory; return the summary.
 
@@ -327,16 +419,7 @@ def _train(config: TrainConfig, d: distributed.Dist, device: torch.device) -> di
     optimizer = build_optimizer(groups, config)
     ema = EMA(model, config.ema_decay) if config.ema else None
     scaler = torch.amp.GradScaler(device.type) if amp_dtype == torch.float16 else None
-    state = State()
-    if resumed is not None:
-        model.load_state_dict(resumed["model"])
-        optimizer.load_state_dict(resumed["optimizer"])
-        if ema is not None and resumed.get("ema") is not None:
-            ema.module.load_state_dict(resumed["ema"])
-        if scaler is not None and resumed.get("scaler"):
-            scaler.load_state_dict(resumed["scaler"])
-        state = State(**resumed["state"])
-        torch.set_rng_state(resumed["rng"]["torch"])
+    state = State() if resumed is None else _restore(resumed, model, optimizer, ema, scaler)
     net: nn.Module = model
     if d.world > 1:
         net = nn.parallel.DistributedDataParallel(
@@ -344,10 +427,7 @@ def _train(config: TrainConfig, d: distributed.Dist, device: torch.device) -> di
         )
 
     if d.main:
-        out.mkdir(parents=True, exist_ok=True)
-        write_run_files(out, spec, splits.classes, prep)
-        write_json(out / "config.json", config.to_dict())
-        write_atomic(out / "bad_files.txt", "".join(f"{p}\t{r}\n" for p, r in splits.bad_files))
+        _write_header(out, spec, splits, prep, config)
 
     train_set = splits.train
     # the whole training set lives on the device; batches are gathered by index
@@ -370,34 +450,11 @@ def _train(config: TrainConfig, d: distributed.Dist, device: torch.device) -> di
     last_ckpt = time.monotonic()
 
     def checkpoint() -> None:
-        if not d.main:
-            return
-        save_state(
-            out / LAST,
-            {
-                "format": 1,
-                "config": config.to_dict(),
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "ema": ema.module.state_dict() if ema is not None else None,
-                "scaler": scaler.state_dict() if scaler is not None else None,
-                "state": asdict(state),
-                "rng": {"torch": torch.get_rng_state()},
-            },
-        )
+        if d.main:
+            save_state(out / LAST, _snapshot(config, model, optimizer, ema, scaler, state))
 
     stopped_early = False
-    if d.main and not config.quiet:
-        progress.print(
-            f"training {config.model} on {config.data}: {len(train_set)} train / "
-            f"{len(splits.val)} val / {len(splits.test) if splits.test else 0} test images, "
-            f"{num_classes} classes, {config.in_chans}x{config.img_size}x{config.img_size}, "
-            f"{config.epochs} epochs on {device}{f' x{d.world}' if d.world > 1 else ''} -> {out}"
-        )
-        if splits.bad_files:
-            progress.print(
-                f"skipped {len(splits.bad_files)} bad file(s); see {out / 'bad_files.txt'}"
-            )
+    _announce(progress, config, splits, f"{device}{f' x{d.world}' if d.world > 1 else ''}", out)
     while state.epoch < config.epochs and not stopped_early:
         epoch = state.epoch
         sampler.set_epoch(epoch)
@@ -421,11 +478,7 @@ def _train(config: TrainConfig, d: distributed.Dist, device: torch.device) -> di
             gen = torch.Generator(device=device).manual_seed(seed)
             idx = idx.to(device)
             y = train_labels[idx]
-            x = train_images[idx].float().div_(255)
-            x = augment_batch(x, preset, gen, hflip=bool(config.hflip))
-            x = (x - mean) / std
-            if preset.erase > 0:
-                x = random_erase(x, preset.erase, gen)
+            x = _augmented(train_images[idx], preset, gen, bool(config.hflip), mean, std)
             loss, logits = _step(
                 net, model, x, y, num_classes, preset, gen, config, optimizer, scaler,
                 channels_last, amp_dtype, device,
@@ -469,13 +522,7 @@ def _train(config: TrainConfig, d: distributed.Dist, device: torch.device) -> di
             "seconds": round(epoch_seconds, 2),
             "elapsed": round(state.elapsed, 2),
         }
-        state.history.append(row)
-        state.epoch, state.step, state.sums = epoch + 1, 0, {}
-        improved = val_acc > state.best_val_accuracy
-        if improved:
-            state.best_val_accuracy, state.best_epoch, state.bad_epochs = val_acc, epoch + 1, 0
-        else:
-            state.bad_epochs += 1
+        improved = _record_epoch(state, row)
         stopped_early = bool(config.patience) and state.bad_epochs >= config.patience
         progress.end_epoch(row, improved)
         if d.main:
