@@ -77,15 +77,24 @@ def make_run(
     data: str | None = "fashion-mnist",
     kwargs: dict[str, Any] | None = None,
     model: nn.Module | None = None,
+    rgb: bool = False,
 ) -> Path:
-    """A run directory as train() writes it: weights, labels, preprocessing, config."""
+    """A run directory as train() writes it: weights, labels, preprocessing, config.
+
+    ``rgb`` makes a 3-channel run with ImageNet's per-channel mean and std (no data source).
+    """
+    channels = 3 if rgb else 1
     spec = ModelSpec(
-        name, {"num_classes": 10, "in_chans": 1, "small_input": True, **(kwargs or {})}
+        name, {"num_classes": 10, "in_chans": channels, "small_input": True, **(kwargs or {})}
     )
-    prep = Preprocessing((1, size, size), FASHION_MEAN, FASHION_STD)
+    if rgb:
+        prep = Preprocessing((3, size, size), (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+    else:
+        prep = Preprocessing((1, size, size), FASHION_MEAN, FASHION_STD)
     if model is None:
         model = spec.build()
-        realistic_norms(model, fashion_images(200, size), prep)
+        if not rgb:
+            realistic_norms(model, fashion_images(200, size), prep)
     run = root / name
     save_weights(model, run / BEST)
     write_run_files(run, spec, FASHION_LABELS, prep)

@@ -165,3 +165,30 @@ def test_cli_prints_the_table_and_writes_the_report(
     assert "checked on 100 val images" in printed
     assert (out / "export_report.json").exists() and (out / "onnx" / "model_int8.onnx").exists()
     assert not (out / "ios").exists()  # no Core ML file, no Swift code
+
+
+def test_rgb_run_with_per_channel_std(tmp_path: Path) -> None:
+    """ImageNet's three stds cannot fold into Core ML's one image scale: the model divides."""
+    import coremltools as ct
+    from ai_edge_litert.interpreter import Interpreter
+
+    from pocketvision.export.coreml_export import inspect_spec
+
+    run = make_run(tmp_path, "lenet5", rgb=True, data=None)
+    results = export_run(run, formats="coreml,tflite", quantize="none", verify_images=50)
+    tflite = next(r for r in results if r.format == "tflite")
+    assert tflite.status == "ok" and tflite.max_abs_diff <= 1e-4 and tflite.top1_agreement == 1
+    out = run / "export"
+    assert list(Interpreter(model_path=str(out / tflite.path)).get_input_details()[0]["shape"]) == [
+        1,
+        32,
+        32,
+        3,
+    ]
+    info = inspect_spec(ct.utils.load_spec(str(out / "coreml" / "Model.mlpackage")))
+    assert info["color"] == "RGB"
+    assert info["scale"] == pytest.approx(1 / 255) and info["bias"] == [0.0, 0.0, 0.0]
+    kotlin = (out / "android" / "ImageClassifier.kt").read_text()
+    assert "const val CHANNELS = 3" in kotlin and "0.229f, 0.224f, 0.225f" in kotlin
+    swift = (out / "ios" / "ImageClassifier.swift").read_text()
+    assert "isGrayscale = false" in swift

@@ -214,16 +214,19 @@ def inspect_spec(spec: Any) -> dict[str, Any]:
         scaled = next(
             (o for o in block.operations if o.type == "mul" and arg(o, "x") == INPUT_NAME), None
         )
-        info["scale"] = consts[arg(scaled, "y")][0] if scaled is not None else None
+        # coremltools leaves out the mul for scale 1 and the add for zero bias
+        info["scale"] = consts[arg(scaled, "y")][0] if scaled is not None else 1.0
         biased = next(
             (
                 o
                 for o in block.operations
-                if o.type == "add" and scaled is not None and arg(o, "x") == scaled.outputs[0].name
+                if o.type == "add"
+                and arg(o, "x") == (scaled.outputs[0].name if scaled is not None else INPUT_NAME)
             ),
             None,
         )
-        info["bias"] = consts[arg(biased, "y")] if biased is not None else None
+        channels = 1 if info["color"] == "grayscale" else 3
+        info["bias"] = consts[arg(biased, "y")] if biased is not None else [0.0] * channels
         classify = next(o for o in block.operations if o.type == "classify")
         # the labels are an immediate list value of the classify op, not a const
         classes = classify.inputs["classes"].arguments[0].value.immediateValue.list.values
