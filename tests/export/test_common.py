@@ -192,3 +192,13 @@ def test_rgb_run_with_per_channel_std(tmp_path: Path) -> None:
     assert "const val CHANNELS = 3" in kotlin and "0.229f, 0.224f, 0.225f" in kotlin
     swift = (out / "ios" / "ImageClassifier.swift").read_text()
     assert "isGrayscale = false" in swift
+
+
+def test_padded_average_pool_becomes_pad_and_pool() -> None:
+    # ShuffleNet's stride-2 shortcut: XNNPACK rejects padding inside an averaging pool
+    model = nn.Sequential(nn.AvgPool2d(3, 2, 1), nn.AvgPool2d(3, 1, 1, count_include_pad=False))
+    mobile = mobile_form(model.eval(), (2, 9, 9))
+    assert isinstance(mobile[0], nn.Sequential) and isinstance(mobile[0][0], nn.ZeroPad2d)
+    assert isinstance(mobile[1], nn.AvgPool2d)  # excluding the padding: left as it is
+    x = torch.randn(2, 2, 9, 9)
+    torch.testing.assert_close(mobile(x), model(x), rtol=0, atol=1e-6)

@@ -218,10 +218,26 @@ def _fixed_pool(module: nn.Module, in_hw: tuple[int, int]) -> nn.Module | None:
     return nn.MaxPool2d(kernel, stride) if is_max else nn.AvgPool2d(kernel, stride)
 
 
-def mobile_form(model: nn.Module, input_size: Sequence[int]) -> nn.Module:
-    """A copy of ``model`` with adaptive pools replaced by fixed ones for this input size.
+def _padded_avg_pool(module: nn.Module) -> nn.Module | None:
+    """AvgPool2d that averages in its zero padding (count_include_pad, PyTorch's default),
+    as an explicit zero pad and an unpadded pool: the same numbers, and XNNPACK runs both
+    (it rejects padding inside an averaging pool)."""
+    if not isinstance(module, nn.AvgPool2d) or module.ceil_mode or module.divisor_override:
+        return None
+    pad = module.padding
+    ph, pw = (pad, pad) if isinstance(pad, int) else pad
+    if not module.count_include_pad or (ph, pw) == (0, 0):
+        return None
+    return nn.Sequential(
+        nn.ZeroPad2d((pw, pw, ph, ph)), nn.AvgPool2d(module.kernel_size, module.stride, 0)
+    )
 
-    Adaptive pooling has no XNNPACK kernel, so ExecuTorch would run it outside the delegate;
+
+def mobile_form(model: nn.Module, input_size: Sequence[int]) -> nn.Module:
+    """A copy of ``model`` that mobile delegates run whole, computing the same function.
+
+    Padded average pools become a zero pad and an unpadded pool. Adaptive pooling has no
+    XNNPACK kernel, so ExecuTorch would run it outside the delegate;
     at a fixed input size it is a global mean (keepdim), a plain average pool or nothing at
     all. The copy computes the same function at ``input_size`` (the checks compare it with
     the original model's logits).
@@ -240,6 +256,11 @@ def mobile_form(model: nn.Module, input_size: Sequence[int]) -> nn.Module:
         model(torch.zeros(1, *input_size))
     for hook in hooks:
         hook.remove()
+    for name, module in list(model.named_modules()):
+        replacement = _padded_avg_pool(module)
+        if replacement is not None:
+            parent_name, _, child = name.rpartition(".")
+            setattr(model.get_submodule(parent_name) if parent_name else model, child, replacement)
     for name, hw in shapes.items():
         parent_name, _, child = name.rpartition(".")
         parent = model.get_submodule(parent_name) if parent_name else model
