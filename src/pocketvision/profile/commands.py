@@ -43,9 +43,10 @@ def _profile(args: argparse.Namespace) -> int:
         print(result.to_json())
         return 0
     from rich.console import Console
-    from rich.table import Table
+    from rich.table import Column, Table
 
-    console = Console()
+    # piped output gets 120 columns, not rich's 80, so the table keeps its headers
+    console = Console() if sys.stdout.isatty() else Console(width=120)
     c, h, w = result.input_size
     console.print(
         f"[bold]{result.model}[/] {c}x{h}x{w}: {result.params:,} params, "
@@ -54,7 +55,16 @@ def _profile(args: argparse.Namespace) -> int:
         f"{result.size_bytes['fp16'] / 2**20:.2f}/{result.size_bytes['int8'] / 2**20:.2f} MiB; "
         f"matmul peak {result.peak_gflops:.1f} GFLOP/s on {result.threads} threads"
     )
-    table = Table("runtime", "batch", "median ms", "p90 ms", "img/s", "GFLOP/s", "% peak", "status")
+    table = Table(
+        Column("runtime", no_wrap=True),
+        "batch",
+        "median ms",
+        "p90 ms",
+        "img/s",
+        "GFLOP/s",
+        "% peak",
+        "status",
+    )
     for r in result.runtimes:
         ok = r.status == "ok"
         table.add_row(
@@ -65,9 +75,13 @@ def _profile(args: argparse.Namespace) -> int:
             f"{r.images_per_s:,.1f}" if ok and r.images_per_s is not None else "",
             f"{r.gflops:.2f}" if ok and r.gflops is not None else "",
             f"{100 * r.peak_fraction:.1f}" if ok and r.peak_fraction is not None else "",
-            r.status if ok else f"{r.status}: {r.reason}",
+            r.status,
         )
     console.print(table)
+    # reasons below the table, one line each: in a column they wrap into unreadable slivers
+    for r in result.runtimes:
+        if r.status != "ok":
+            console.print(f"{r.runtime} (batch {r.batch}) {r.status}: {r.reason}", markup=False)
     return 0
 
 
