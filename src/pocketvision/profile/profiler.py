@@ -47,6 +47,7 @@ class RuntimeResult:
     status: str
     median_ms: float | None = None
     p90_ms: float | None = None
+    min_ms: float | None = None
     images_per_s: float | None = None
     gflops: float | None = None
     peak_fraction: float | None = None
@@ -238,6 +239,7 @@ def _measure(
         "ok",
         median_ms=round(timing.median_ms, 4),
         p90_ms=round(timing.p90_ms, 4),
+        min_ms=round(timing.min_ms, 4),
         images_per_s=round(batch / (timing.median_ms / 1e3), 2),
         gflops=round(gflops, 3),
         peak_fraction=round(gflops / peak, 4),
