@@ -112,7 +112,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=5120, help="images per timed epoch")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     prep = Preprocessing((1, 28, 28), (0.5,), (0.5,))

@@ -94,6 +94,7 @@ def test_bad_input_is_one_line_exit_2(
         capsys, "--data", "digits", "--model", "lenet5", "--out", str(lenet_run)
     )
     assert "--epochs must be >= 1" in _error(capsys, "--epochs", "0")
+    assert "--resume needs --out" in _error(capsys, "--resume")
 
 
 def test_corrupt_last_checkpoint_on_resume(

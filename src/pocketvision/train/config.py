@@ -133,6 +133,10 @@ def validate(config: TrainConfig) -> None:
         (0 < config.ema_decay < 1, "--ema-decay must be in (0, 1)"),
         (config.patience >= 0, "--patience must be >= 0"),
         (config.train_limit is None or config.train_limit >= 2, "--train-limit must be >= 2"),
+        (
+            not config.resume or bool(config.out),
+            "--resume needs --out RUN_FOLDER (the run to continue)",
+        ),
     ]
     for ok, message in checks:
         if not ok:
