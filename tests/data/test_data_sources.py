@@ -249,3 +249,16 @@ def test_fashion_mnist_from_disk() -> None:
     assert (len(splits.train), len(splits.val), len(splits.test or [])) == (54_000, 6_000, 10_000)
     assert torch.bincount(splits.val.labels).tolist() == [600] * 10
     assert splits.train.images.dtype == torch.uint8
+
+
+def test_folder_larger_than_memory_stays_memory_mapped_through_the_split(
+    photo_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    in_ram = load_data(str(photo_folder), RGB, val_fraction=0.25)
+    monkeypatch.setenv("POCKETVISION_MEMORY_LIMIT", "1")  # every folder is "larger than RAM"
+    mapped = load_data(str(photo_folder), RGB, val_fraction=0.25, cache_dir=tmp_path)
+    for a, b in ((in_ram.train, mapped.train), (in_ram.val, mapped.val)):
+        assert a.backing is None and b.backing is not None and b.backing.parent == tmp_path
+        assert a.paths == b.paths and torch.equal(a.images, b.images)
+        assert torch.equal(a.labels, b.labels)
+    assert mapped.bad_files == in_ram.bad_files

@@ -8,9 +8,11 @@ tensor, never a file read or a PIL call.
 from __future__ import annotations
 
 import csv
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from pocketvision.data.decode import decode_files
@@ -32,20 +34,37 @@ class ImageSet:
         labels: int64 (N,), indexes into ``classes``.
         classes: Class names in logit order.
         paths: The source file of each image; None for IDX files and built-in sets.
+        backing: The memory-mapped file ``images`` lives in, or None when it is in RAM.
     """
 
     images: torch.Tensor
     labels: torch.Tensor
     classes: list[str]
     paths: list[str] | None = None
+    backing: Path | None = None
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
 
     def subset(self, index: torch.Tensor) -> ImageSet:
-        """The images at ``index`` (int64), in that order."""
+        """The images at ``index`` (int64), in that order.
+
+        A memory-mapped set stays memory-mapped: its rows are copied chunk by chunk into a new
+        file beside the first, so splitting a folder larger than RAM never loads it all.
+        """
         paths = None if self.paths is None else [self.paths[i] for i in index.tolist()]
-        return ImageSet(self.images[index], self.labels[index], self.classes, paths)
+        labels = self.labels[index]
+        if self.backing is None:
+            return ImageSet(self.images[index], labels, self.classes, paths)
+        digest = hashlib.sha256(index.numpy().tobytes()).hexdigest()[:16]
+        target = self.backing.with_name(f"{self.backing.stem}-{digest}.u8")
+        shape = (len(index), *self.images.shape[1:])
+        out = np.memmap(target, np.uint8, "w+", shape=shape)
+        for start in range(0, len(index), 4096):
+            chunk = index[start : start + 4096]
+            out[start : start + len(chunk)] = self.images[chunk].numpy()
+        out.flush()
+        return ImageSet(torch.from_numpy(out), labels, self.classes, paths, target)
 
 
 @dataclass
@@ -134,7 +153,7 @@ def _decode_labeled(
                 " add images or remove the class folder"
             )
     paths = [files[i][0] for i in decoded.kept]
-    return ImageSet(decoded.images, labels, classes, paths), decoded.bad
+    return ImageSet(decoded.images, labels, classes, paths, decoded.memmap), decoded.bad
 
 
 def _check_classes(classes: list[str], where: str) -> None:
