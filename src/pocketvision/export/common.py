@@ -318,6 +318,7 @@ def describe_failure(err: BaseException, model: nn.Module, example: torch.Tensor
     message = f"{type(err).__name__}: {text[:300]}"
     # Converters name the op as aten.x / aten::x or in quotes ('x' not implemented).
     ops = re.findall(r"aten(?:\.|::)([A-Za-z_0-9]+)", text) + re.findall(r"'([A-Za-z_0-9]+)'", text)
+    ops += re.findall(r"(?:fx node|kind|op) '?([A-Za-z_][A-Za-z_0-9]*)", text)  # coremltools
     ops += _ops_in_traceback(err)
     found = layer_of_op(model, example, ops) if ops else None
     if found:
