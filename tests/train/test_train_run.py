@@ -152,3 +152,40 @@ def test_transfer_from_fashion_mnist_beats_scratch_on_digits(tmp_path: Path) -> 
     after = load_file(str(probe_out / "checkpoints/best.safetensors"))
     for name, tensor in after.items():
         assert torch.equal(tensor, before[name]) != name.startswith("classifier."), name
+
+
+def test_photo_folder_with_bad_files_end_to_end(tmp_path: Path) -> None:
+    """A folder of real PNGs (two colours) with broken files: trained, and the bad ones listed."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for label, channel in (("red", 0), ("blue", 2)):
+        folder = tmp_path / "photos" / label
+        folder.mkdir(parents=True)
+        for i in range(12):
+            img = rng.integers(0, 60, (20, 24, 3), dtype=np.uint8)
+            img[..., channel] = 200
+            Image.fromarray(img).save(folder / f"{i}.png")
+    (tmp_path / "photos" / "red" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    (tmp_path / "photos" / "blue" / "empty.jpg").write_bytes(b"")
+    out = tmp_path / "run"
+    summary = train(
+        TrainConfig(
+            data=str(tmp_path / "photos"),
+            model="lenet5",
+            img_size=16,
+            epochs=10,
+            batch_size=6,
+            optimizer="adamw",
+            val_fraction=0.25,
+            out=str(out),
+            **QUICK,
+        )
+    )
+    assert summary["num_bad_files"] == 2 and summary["test_accuracy"] is None
+    lines = (out / "bad_files.txt").read_text().splitlines()
+    assert sorted(Path(line.split("\t")[0]).name for line in lines) == ["broken.png", "empty.jpg"]
+    assert (out / "labels.txt").read_text().split() == ["blue", "red"]
+    assert json.loads((out / "preprocessing.json").read_text())["input_size"] == [3, 16, 16]
+    assert summary["best_val_accuracy"] == 1.0  # red vs blue is separable at a glance
