@@ -19,6 +19,9 @@ from pocketvision.export.codegen import kotlin
 from pocketvision.preprocess import to_model_input
 from pocketvision.rundir import Preprocessing
 
+# one worker builds the shared lenet export (session fixture) under `pytest -n 2 --dist loadgroup`
+pytestmark = pytest.mark.xdist_group("export_lenet")
+
 
 def _floats(text: str) -> list[float]:
     return [float(v.rstrip("f")) for v in re.findall(r"-?\d+\.\d+(?:e-?\d+)?f?", text)]

@@ -12,6 +12,9 @@ import pytest
 
 from pocketvision.export import REPORT, format_table
 
+# one worker builds the shared lenet export (session fixture) under `pytest -n 2 --dist loadgroup`
+pytestmark = pytest.mark.xdist_group("export_lenet")
+
 KEYS = {
     "format",
     "precision",
