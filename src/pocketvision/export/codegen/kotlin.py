@@ -211,7 +211,8 @@ README = Template(
 1. Copy `$model_file` (from the export folder's `tflite/`) and `labels.txt` into
    `app/src/main/assets/`, and keep them uncompressed:
    `android { androidResources { noCompress += "tflite" } }`.
-2. Add LiteRT: `implementation("com.google.ai.edge.litert:litert:1.4.0")`.
+2. Add LiteRT, the current version from Maven Central:
+   `implementation("com.google.ai.edge.litert:litert:<version>")`.
 3. Put `ImageClassifier.kt` in `app/src/main/java/${package_path}/`.
 4. Classify:
 
@@ -222,7 +223,7 @@ ImageClassifier(context).use { classifier ->
 ```
 
 The model's signature `$signature` takes `$input_name`: float32 NHWC
-(1, $height, $width, $channels), normalised with mean $mean and std $std after scaling pixels
+(1, $height, $width, $channels), normalised with mean $mean_plain and std $std_plain after scaling pixels
 to [0, 1]; it returns `$output_name` (logits; the class applies softmax). Any
 `model_*.tflite` from the export works: the int8 file takes int8 input, which the class
 quantizes with the tensor's own scale and zero point.
@@ -262,6 +263,8 @@ def render(
         "channels": channels,
         "mean": _floats(mean),
         "std": _floats(std),
+        "mean_plain": ", ".join(repr(float(v)) for v in mean),
+        "std_plain": ", ".join(repr(float(v)) for v in std),
         "num_classes": num_classes,
         "package": package,
         "package_path": package.replace(".", "/"),
