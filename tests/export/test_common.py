@@ -202,3 +202,36 @@ def test_padded_average_pool_becomes_pad_and_pool() -> None:
     assert isinstance(mobile[1], nn.AvgPool2d)  # excluding the padding: left as it is
     x = torch.randn(2, 2, 9, 9)
     torch.testing.assert_close(mobile(x), model(x), rtol=0, atol=1e-6)
+
+
+class UnevenPool(nn.Module):
+    """7x7 -> 5x5 adaptive pooling: bins of 2 and 3 pixels, which no fixed pool reproduces."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3, padding=1)
+        self.pool = nn.AdaptiveAvgPool2d(5)
+        self.fc = nn.Linear(100, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.pool(self.conv(x)).flatten(1))
+
+
+def test_executorch_reports_ops_left_outside_xnnpack(tmp_path: Path) -> None:
+    from pocketvision.export import executorch_export
+
+    prep = Preprocessing((1, 7, 7), (0.5,), (0.5,))
+    run = LoadedRun(tmp_path, UnevenPool().eval(), ModelSpec("custom", {}), ["a", "b", "c"], prep)
+    images = np.random.default_rng(0).integers(0, 256, (20, 1, 7, 7), dtype=np.uint8)
+    ctx = build_context(
+        run,
+        tmp_path / "out",
+        verify_images=20,
+        calibration_images=4,
+        split="val",
+        threads=1,
+        images=(images, None),
+    )
+    (entry,) = executorch_export.export(ctx, ["fp32"])
+    assert entry.status == "ok" and entry.max_abs_diff is not None and entry.max_abs_diff <= 1e-4
+    assert entry.notes == ["not delegated to XNNPACK: _adaptive_avg_pool2d.out x1"]
