@@ -15,7 +15,7 @@ comma := ,
 STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 PYTEST_ARGS ?=
 
-.PHONY: venv data web-assets chromium demo test lint typecheck pytest bench models-table clean
+.PHONY: venv data web-assets test-tools demo test lint typecheck pytest bench models-table clean
 
 venv: $(STAMP)
 
@@ -44,13 +44,18 @@ web-assets: $(WEB_VENDOR)
 $(WEB_VENDOR): $(WEB_FRONTEND)/package.json $(WEB_FRONTEND)/package-lock.json $(WEB_FRONTEND)/copy-vendor.mjs
 	cd $(WEB_FRONTEND) && npm ci --ignore-scripts --no-audit --no-fund && npm run --silent vendor
 
-# Debian's Chromium for the browser tests (Playwright drives it; no browser download).
-chromium:
-	@if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null; then \
-	  echo "Installing Debian's chromium for the browser tests"; \
-	  { apt-get install -y -qq chromium >/dev/null 2>&1 || \
-	    { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq chromium >/dev/null 2>&1; }; } || \
-	  echo "Could not install chromium; browser tests will skip"; fi
+# Debian's Chromium for the browser tests (Playwright drives it; no browser download) and
+# Debian's kotlin compiler for the generated Android code's compile test.
+test-tools:
+	@for pkg in chromium:/usr/bin/chromium kotlin:/usr/bin/kotlinc; do \
+	  name=$${pkg%%:*}; bin=$${pkg#*:}; \
+	  if [ ! -x $$bin ] && command -v apt-get >/dev/null; then \
+	    echo "Installing Debian's $$name for the tests"; \
+	    { apt-get install -y -qq $$name >/dev/null 2>&1 || \
+	      { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq $$name >/dev/null 2>&1; }; } || \
+	    echo "Could not install $$name; the tests that need it will skip"; \
+	  fi; \
+	done
 
 demo: venv data web-assets
 	$(VENV)/bin/pocketvision demo
@@ -62,7 +67,7 @@ lint: venv
 typecheck: venv
 	$(VENV)/bin/mypy
 
-pytest: venv data web-assets chromium
+pytest: venv data web-assets test-tools
 	$(PY) -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
 
 test: lint typecheck pytest
