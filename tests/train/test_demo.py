@@ -1,7 +1,9 @@
-"""pocketvision demo: without Fashion-MNIST it says so and trains on digits."""
+"""pocketvision demo: without Fashion-MNIST it says so, trains on digits, and still runs the
+whole job: evaluate, export to every installed format (each file checked), profile."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -23,3 +25,14 @@ def test_demo_falls_back_to_digits_and_says_so(
     assert "Fashion-MNIST unavailable" in printed and "digits instead" in printed
     assert "test accuracy on digits" in printed
     assert (out / "summary.json").exists() and (out / "checkpoints" / "best.safetensors").exists()
+    metrics = json.loads((out / "metrics.json").read_text())
+    summary = json.loads((out / "summary.json").read_text())
+    assert metrics["accuracy"] == pytest.approx(summary["test_accuracy"], abs=1e-5)
+    report = json.loads((out / "export" / "export_report.json").read_text())
+    formats = {r["format"] for r in report}
+    assert {"onnx", "tflite", "executorch", "coreml"} <= formats
+    for row in report:
+        assert row["status"] in ("ok", "unverified"), row
+        if row["precision"] == "fp32" and row["status"] == "ok":
+            assert row["max_abs_diff"] <= 1e-4 and row["top1_agreement"] == 1.0
+    assert printed.count("demo: profile:") == 4 and "failed" not in printed

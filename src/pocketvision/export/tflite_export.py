@@ -60,13 +60,21 @@ class ChannelsLast(nn.Module):
         return {OUTPUT_NAME: self.model(image.permute(0, 3, 1, 2))}  # (N, H, W, C) -> NCHW
 
 
+def _litert_torch() -> Any:
+    """litert_torch, with its per-pass progress log silenced (it prints ~40 lines a model)."""
+    import litert_torch
+    from litert_torch import progress
+
+    progress.console.quiet = True
+    return litert_torch
+
+
 def nhwc(images: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(images.transpose(0, 2, 3, 1))
 
 
 def convert_fp32(ctx: ExportContext) -> bytes:
-    import litert_torch
-
+    litert_torch = _litert_torch()
     example = torch.from_numpy(nhwc(ctx.verify.inputs[:1]))
     edge = litert_torch.convert(
         ChannelsLast(ctx.model).eval(), sample_args=(), sample_kwargs={INPUT_NAME: example}
@@ -106,7 +114,7 @@ def convert_int8(ctx: ExportContext) -> bytes:
     ai-edge-quantizer's static recipe on the fp32 flatbuffer was measured to lose 3-7
     accuracy points on a Fashion-MNIST LeNet with 200 calibration images; this path lost none.
     """
-    import litert_torch
+    litert_torch = _litert_torch()
     from litert_torch.quantize.pt2e_quantizer import (
         PT2EQuantizer,
         get_symmetric_quantization_config,
