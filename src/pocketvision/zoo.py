@@ -58,3 +58,15 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
             f"| {c}x{h}x{w} | {top1} | {r['paper']} ({r['year']}{arxiv}) |"
         )
     return "\n".join(lines)
+
+
+def small_input_table() -> str:
+    """A Markdown table of what ``small_input=True`` changes, one row per distinct change."""
+    groups: dict[tuple[str, str], list[str]] = {}
+    for name in list_models():
+        info = model_info(name)
+        groups.setdefault((info.family, info.small_input), []).append(name)
+    lines = ["| models | what `small_input=True` changes |", "|---|---|"]
+    for (_, change), names in groups.items():
+        lines.append(f"| {', '.join(names)} | {change} |")
+    return "\n".join(lines)
