@@ -50,7 +50,8 @@ def test_every_installed_runtime_matches_eager_and_times_consistently() -> None:
         assert r.max_abs_diff is not None and r.max_abs_diff <= 1e-5 * scale
         assert r.median_ms is not None and r.p90_ms is not None and r.gflops is not None
         assert 0 < r.median_ms <= r.p90_ms
-        assert r.images_per_s == pytest.approx(3 / (r.median_ms / 1e3), rel=1e-3)
+        # median_ms is rounded to 0.1 us: ~0.3 % of LeNet's 0.04 ms in ONNX Runtime
+        assert r.images_per_s == pytest.approx(3 / (r.median_ms / 1e3), rel=1e-2)
         assert r.gflops == pytest.approx(2 * result.macs * 3 / r.median_ms / 1e6, rel=1e-2)
         assert r.peak_fraction == pytest.approx(r.gflops / result.peak_gflops, rel=1e-2)
     assert by_name["eager"].max_abs_diff == 0.0
