@@ -1,7 +1,7 @@
 """``pocketvision demo``: the main job in one command.
 
 Trains the default mobile model on Fashion-MNIST with the recipe measured to fit a few
-minutes on a 2-core laptop CPU (docs/readme/train.md), evaluates it on the test split, exports
+minutes on a 2-core laptop CPU (README, "Training"), evaluates it on the test split, exports
 it to every installed mobile format (each file checked against PyTorch), and profiles it across
 runtimes. Without Fashion-MNIST (no file, no network) it says so and trains on digits.
 """

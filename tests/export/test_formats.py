@@ -6,7 +6,7 @@ Converting a graph costs seconds to a minute per format and model on one core, s
 every family goes through ONNX (onnxruntime) and Core ML (spec check), while LiteRT and
 ExecuTorch, whose converters are the slow ones, take the demo model and one more family;
 ``POCKETVISION_EXPORT_ALL=1`` runs the full family x format matrix (numbers in
-docs/readme/export.md).
+the README, "Export").
 """
 
 from __future__ import annotations

@@ -80,7 +80,7 @@ def test_fp16_and_int8_keep_accuracy(trained_run: Path, tmp_path: Path) -> None:
             checked += 1
         if r.precision.startswith("int8"):
             # Per-channel scales, int32 biases (and TFLite's int64 zero points) put small,
-            # channel-heavy networks above 0.25x; see docs/readme/export.md for the breakdown.
+            # channel-heavy networks above 0.25x; see the README, "Export" for the breakdown.
             assert r.size_bytes <= 0.4 * base.size_bytes, (r.format, r.size_bytes / base.size_bytes)
             if r.status == "ok":
                 assert r.val_accuracy >= base.val_accuracy - 0.01, (r.format, r.precision)

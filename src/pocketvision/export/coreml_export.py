@@ -1,7 +1,7 @@
 """Core ML: coremltools converts the exported model (torch.export), ending in softmax, to a classifier with an
 image input whose scale and bias are the training normalisation.
 
-Files (the iOS versions each runs on are in docs/readme/export.md):
+Files (the iOS versions each runs on are in the README, "Export"):
 
 * ``Model.mlpackage`` (mlprogram, fp32 compute, iOS 15+), ``Model_fp16.mlpackage``
   (mlprogram, fp16, iOS 15+), ``Model_int8.mlpackage`` (mlprogram, int8 weights by linear

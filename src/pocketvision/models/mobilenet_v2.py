@@ -93,7 +93,7 @@ class MobileNetV2(nn.Module):
         small_input: Stride-1 stem (total stride 16 instead of 32), so 28x28 inputs end in a
             2x2 map. Also keeping the 24-channel stage at stride 1 (total stride 8, as CIFAR
             ports do) costs 3.4x the MACs and trained no better on Fashion-MNIST (see
-            docs/readme/models-mobilenet.md).
+            docs/models.md).
         drop_rate: Dropout before the classifier (0.2 in the reference training).
     """
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from pocketvision.errors import PocketvisionError
 
-# The default model, chosen by measurement (docs/readme/train.md): the mobile-family model
+# The default model, chosen by measurement (README, "Training"): the mobile-family model
 # that trains fastest on a CPU (one thread, 28x28, channels_last: 3,200 images/s, 1,500 with
 # small_input; mobilenet_v1_050 1,650 / 690, mobilenet_v2_035 small_input 510, ShuffleNet
 # g3 0.5x small_input 210), so a first run on a laptop finishes in minutes.
