@@ -8,7 +8,6 @@ import copy
 import importlib.util
 import itertools
 import re
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +18,7 @@ import torch
 from torch import nn
 
 from pocketvision.errors import PocketvisionError
+from pocketvision.profile.measure import time_calls
 from pocketvision.rundir import LoadedRun, Preprocessing
 
 FORMATS = ("onnx", "coreml", "tflite", "executorch")
@@ -162,14 +162,7 @@ def score(verify: VerifySet, outputs: np.ndarray, *, probabilities: bool = False
 
 def median_latency_ms(fn: Callable[[], object], runs: int, warmup: int = 3) -> float:
     """Median wall time of ``fn()`` in milliseconds after a few warm-up calls."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(max(runs, 1)):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times) * 1000.0)
+    return time_calls(fn, runs=max(runs, 1), warmup=warmup).median_ms
 
 
 class GlobalAvgPool(nn.Module):
