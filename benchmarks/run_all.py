@@ -130,6 +130,34 @@ def generic_section(name: str, data: Any) -> list[str]:
     return lines
 
 
+def profile_section(name: str, data: dict[str, Any]) -> list[str]:
+    """Markdown for a `pocketvision profile --json` file: one row per runtime and batch."""
+    machine = data.get("machine", {})
+    device = machine.get("cuda_device") or machine.get("processor") or "CPU"
+    lines = [
+        f"### {name}",
+        "",
+        f"`pocketvision profile {data['model']}` at {'x'.join(map(str, data['input_size']))} on "
+        f"{device}: {data['params']:,} params, {data['macs'] / 1e6:.1f}M MACs; measured fp32 "
+        f"matmul peak {_fmt(data['peak_gflops'], '.0f')} GFLOP/s CPU"
+        + (
+            f", {_fmt(data['gpu_peak_gflops'], '.0f')} GFLOP/s GPU (TF32 off)"
+            if data.get("gpu_peak_gflops")
+            else ""
+        ),
+        "",
+        "| runtime | batch | status | median ms | p90 ms | images/s | of peak |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in data.get("runtimes", []):
+        lines.append(
+            f"| {r['runtime']} | {r['batch']} | {r['status']} | {_fmt(r['median_ms'])} | "
+            f"{_fmt(r['p90_ms'])} | {_fmt(r['images_per_s'], '.0f')} | "
+            f"{_percent(r['peak_fraction'])} |"
+        )
+    return lines
+
+
 def summary(outcomes: list[dict[str, Any]]) -> str:
     """SUMMARY.md: every result file, latency ones as tables."""
     lines = [
@@ -152,6 +180,8 @@ def summary(outcomes: list[dict[str, Any]]) -> str:
             continue
         if isinstance(data, dict) and data.get("benchmark") == "latency":
             lines += latency_section(path.name, data)
+        elif isinstance(data, dict) and "runtimes" in data and "macs" in data:
+            lines += profile_section(path.name, data)
         else:
             lines += generic_section(path.name, data)
         lines.append("")

@@ -106,3 +106,15 @@ def test_compare_writes_tables_and_plots(tmp_path: Path) -> None:
         assert (tmp_path / name).stat().st_size > 0
     assert "lenet5" in (tmp_path / "compare.md").read_text()
     assert json.loads((tmp_path / "compare.json").read_text())[0]["macs"] == rows[0]["macs"]
+
+
+def test_gpu_runtimes_are_measured_against_the_gpu_peak() -> None:
+    result = profile("lenet5", batches=(1,), runtime_names=("eager_cuda", "eager"), runs=30)
+    gpu, cpu = result.runtimes
+    assert cpu.peak_fraction == pytest.approx(cpu.gflops / result.peak_gflops, rel=1e-2)
+    if not torch.cuda.is_available():
+        assert gpu.status == "skipped" and "CUDA" in gpu.reason
+        assert result.gpu_peak_gflops is None
+    else:
+        assert result.gpu_peak_gflops is not None and result.gpu_peak_gflops > result.peak_gflops
+        assert gpu.peak_fraction == pytest.approx(gpu.gflops / result.gpu_peak_gflops, rel=1e-2)

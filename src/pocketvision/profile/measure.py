@@ -113,6 +113,28 @@ def matmul_peak_gflops(threads: int, size: int = 1024, repeats: int = 10) -> flo
     return best
 
 
+def cuda_matmul_peak_gflops(size: int = 8192, repeats: int = 10) -> float | None:
+    """The lent GPU's measured fp32 matmul rate (GFLOP/s, TF32 off), or None without CUDA.
+
+    GPU runtimes are compared with this, not with the CPU's peak.
+    """
+    if not torch.cuda.is_available():
+        return None
+    previous = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        a = torch.randn(size, size, device="cuda")
+        b = torch.randn(size, size, device="cuda")
+
+        def mm() -> None:
+            torch.mm(a, b)
+            torch.cuda.synchronize()
+
+        return 2 * size**3 / _best_seconds(mm, repeats) / 1e9
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = previous
+
+
 def _best_seconds(fn: Callable[[], object], repeats: int) -> float:
     fn()  # warm-up
     best = float("inf")
@@ -148,7 +170,9 @@ def _onnxruntime_mm_gflops(threads: int, size: int, repeats: int) -> float:
         [helper.make_tensor_value_info("c", TensorProto.FLOAT, [size, size])],
         [numpy_helper.from_array(b, "b")],
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    # IR version 8 (opset 18's own): a newer onnx package writes an IR version that an older
+    # onnxruntime refuses ("Unsupported model IR version")
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=8)
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1

@@ -26,6 +26,7 @@ from pocketvision.profile import runtimes
 from pocketvision.profile.counting import count_macs, count_params
 from pocketvision.profile.measure import (
     activation_peak_bytes,
+    cuda_matmul_peak_gflops,
     file_sizes,
     machine_info,
     matmul_peak_gflops,
@@ -71,6 +72,9 @@ class ProfileResult:
     size_bytes: dict[str, int]
     runtimes: list[RuntimeResult] = field(default_factory=list)
     machine: dict[str, Any] = field(default_factory=dict)
+    # the GPU's fp32 matmul peak, measured only when a *_cuda runtime is asked for; the
+    # peak_fraction of those runtimes is against it, not against the CPU's peak_gflops
+    gpu_peak_gflops: float | None = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
@@ -192,6 +196,9 @@ def profile(
             size_bytes=file_sizes(model),
             machine=machine_info(),
         )
+        if any(rt.endswith("_cuda") for rt in runtime_names):
+            gpu_peak = cuda_matmul_peak_gflops()
+            result.gpu_peak_gflops = round(gpu_peak, 2) if gpu_peak else None
         with tempfile.TemporaryDirectory() as tmp:
             for rt in runtime_names:
                 for batch in batches:
@@ -199,7 +206,16 @@ def profile(
                         log(f"{name}: {rt} batch {batch}")
                     result.runtimes.append(
                         _measure(
-                            rt, model, size, batch, threads, runs, macs, peak, Path(tmp), budget_s
+                            rt,
+                            model,
+                            size,
+                            batch,
+                            threads,
+                            runs,
+                            macs,
+                            result.gpu_peak_gflops or peak if rt.endswith("_cuda") else peak,
+                            Path(tmp),
+                            budget_s,
                         )
                     )
     return result

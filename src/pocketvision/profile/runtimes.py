@@ -97,6 +97,10 @@ def _cuda_missing() -> str:
 def _on_cuda(model: nn.Module, x: torch.Tensor) -> tuple[nn.Module, torch.Tensor]:
     import copy
 
+    # fp32 as on the CPU: cuDNN and cuBLAS would otherwise round to TF32 (10-bit mantissa),
+    # which misses the output check against eager CPU and is not the fp32 the peak is
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
     return copy.deepcopy(model).cuda().eval(), x.cuda()
 
 
