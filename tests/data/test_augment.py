@@ -29,6 +29,12 @@ def test_none_is_identity_and_flip_only_mirrors() -> None:
     flipped = random_affine(x, AugmentPreset(hflip=1.0), _gen())
     torch.testing.assert_close(flipped, x.flip(-1), atol=1e-5, rtol=0)
     assert torch.equal(augment_batch(x, AugmentPreset(hflip=1.0), _gen(), hflip=False), x)
+    # the "flip" preset mirrors about half the images exactly and leaves the rest untouched
+    out = augment_batch(x, PRESETS["flip"], _gen(3))
+    mirrored = [torch.equal(o, i.flip(-1)) for o, i in zip(out, x, strict=True)]
+    kept = [torch.equal(o, i) for o, i in zip(out, x, strict=True)]
+    assert all(m != k for m, k in zip(mirrored, kept, strict=True))
+    assert 3 <= sum(mirrored) <= 13
 
 
 def test_translation_is_exact_pad_and_crop() -> None:

@@ -54,6 +54,8 @@ class AugmentPreset:
 
 PRESETS: dict[str, AugmentPreset] = {
     "none": AugmentPreset(),
+    # horizontal flips only: for short schedules, where any crop or shift already underfits
+    "flip": AugmentPreset(hflip=0.5),
     "light": AugmentPreset(translate=0.125, hflip=0.5),
     "standard": AugmentPreset(
         translate=0.125, rotate=10, hflip=0.5, brightness=0.2, contrast=0.2, erase=0.25
@@ -82,8 +84,12 @@ def random_affine(x: torch.Tensor, p: AugmentPreset, gen: torch.Generator) -> to
     """Crop / scale / shift / rotate / flip every image of (N, C, H, W) with its own matrix."""
     n, _, h, w = x.shape
     dev = x.device
-    if p.translate == 0 and p.scale >= 1 and p.rotate == 0 and p.hflip == 0:
-        return x
+    if p.translate == 0 and p.scale >= 1 and p.rotate == 0:
+        if p.hflip == 0:
+            return x
+        # flips alone: an exact mirror, no resampling
+        flip = torch.rand(n, generator=gen, device=dev) < p.hflip
+        return torch.where(flip[:, None, None, None], x.flip(3), x)
     # size of the sampled region as a fraction of the image (random-resized crop)
     area = _uniform(n, p.scale, 1.0, gen, dev) if p.scale < 1 else torch.ones(n, device=dev)
     log_r = math.log(p.ratio)
