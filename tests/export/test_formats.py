@@ -26,7 +26,7 @@ from pocketvision.export import export_run
 SMALL_KWARGS: dict[str, dict[str, Any]] = {
     "nasnet_a_mobile": {"num_cells": 1, "penultimate_filters": 192},
 }
-DEMO = ("mobilenet_v2_050", 28)  # pocketvision.demo's model at Fashion-MNIST's size
+DEMO = ("mobilenet_v1_050", 28)  # pocketvision.demo's model at Fashion-MNIST's size
 FULL = os.environ.get("POCKETVISION_EXPORT_ALL") == "1"
 SLOW_FORMATS_FOR = {"lenet5", "squeezenet1_1"}  # besides the demo model
 
@@ -75,3 +75,13 @@ def test_fp32_matches_pytorch(tmp_path: Path, name: str, size: int) -> None:
         assert r.val_accuracy is not None and r.latency_ms is not None and r.latency_ms > 0
     for r in by_format.get("executorch", []):
         assert r.notes[0] == "whole graph delegated to XNNPACK", r.notes
+    for r in by_format.get("tflite", []):
+        # inner tensors carry short layer paths, the signature keeps the app-facing names
+        from ai_edge_litert.interpreter import Interpreter
+
+        interpreter = Interpreter(model_path=str(run / "export" / r.path))
+        names = [t["name"] for t in interpreter.get_tensor_details()]
+        assert max(len(n) for n in names) <= 64, max(names, key=len)
+        assert interpreter.get_signature_list() == {
+            "serving_default": {"inputs": ["image"], "outputs": ["logits"]}
+        }

@@ -18,6 +18,7 @@ tflite-support package does not install with this toolchain).
 from __future__ import annotations
 
 import io
+import re
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -143,6 +144,38 @@ def convert_int8(ctx: ExportContext) -> bytes:
     return bytes(edge.model_content())
 
 
+_LAYER = re.compile(r"^[\w.]+?_(\w+)$")  # "pkg.mod.Class_attr" -> "attr"
+
+
+def _layer_path(location: str) -> str:
+    """``blocks.12.pw.2`` from the converter's ``pkg.Class_blocks/pkg.Block_12/...;...`` name."""
+    parts = []
+    for segment in location.split(";")[0].split("/"):
+        match = _LAYER.match(segment)
+        if match:
+            parts.append(match.group(1))
+    return ".".join(parts[1:] if parts[:1] == ["model"] else parts)[-48:]
+
+
+def compact_names(flatbuffer: bytes) -> bytes:
+    """Shorten every inner tensor name to its layer path (``blocks.12.pw.2#57``).
+
+    The converter names tensors after the full module stack of every op fused into them
+    (class paths joined with ';'), ~500 bytes each: 47 KB, 5 % of an int8 MobileNet v1 0.5.
+    Input and output tensors, signatures, metadata and all numbers stay as they are.
+    """
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.read_model_from_bytearray(flatbuffer)
+    for subgraph in model.subgraphs:
+        keep = {int(i) for i in subgraph.inputs} | {int(i) for i in subgraph.outputs}
+        for index, tensor in enumerate(subgraph.tensors):
+            if index not in keep and tensor.name:
+                layer = _layer_path(tensor.name.decode(errors="replace"))
+                tensor.name = f"{layer}#{index}".encode()
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
 def with_labels(flatbuffer: bytes, labels: Sequence[str]) -> bytes:
     """Append labels.txt as a zip archive (TFLite Support's associated-file packing)."""
     archive = io.BytesIO()
@@ -227,7 +260,7 @@ def export(ctx: ExportContext, precisions: Sequence[str]) -> list[ExportResult]:
                 flatbuffer = convert_int8(ctx)
             else:
                 flatbuffer = quantize(fp32, precision)
-            path.write_bytes(with_labels(flatbuffer, ctx.labels))
+            path.write_bytes(with_labels(compact_names(flatbuffer), ctx.labels))
             entry.size_bytes = file_size(path)
             for key, value in check(ctx, path).items():
                 setattr(entry, key, value)
