@@ -15,7 +15,7 @@ from pocketvision.profile import runtimes
 from pocketvision.profile.measure import time_calls
 from pocketvision.profile.profiler import OutputMismatchError, check_output, profile
 
-CPU_RUNTIMES = ("compile", "onnxruntime", "litert", "executorch")
+CPU_RUNTIMES = ("compile", "onnxruntime", "litert", "litert_loop", "executorch")
 INSTALLED = [name for name in CPU_RUNTIMES if not runtimes.RUNTIMES[name].missing()]
 
 
@@ -97,3 +97,24 @@ def test_time_budget_stops_after_the_minimum_runs() -> None:
     capped = time_calls(slow, runs=30, warmup=5, budget_s=0.02, min_runs=5)
     assert capped.runs == 5 and capped.median_ms >= 10
     assert time_calls(slow, runs=12, warmup=1).runs == 12  # no budget: every run
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(bool(runtimes.RUNTIMES["litert"].missing()), reason="LiteRT not installed")
+def test_litert_loop_runs_a_graph_with_the_batch_baked_in() -> None:
+    # ShuffleNet's channel shuffle reshapes with the batch of the traced example: the batch-1
+    # file cannot be resized to 2, but invoked once per image it computes the batch.
+    result = profile(
+        "shufflenet_v1_g3_050",
+        input_size=28,
+        in_chans=1,
+        num_classes=10,
+        model_kwargs={"small_input": True},
+        batches=(2,),
+        threads=1,
+        runtime_names=("litert", "litert_loop"),
+        runs=30,
+    )
+    litert, loop = result.runtimes
+    assert litert.status == "failed", litert
+    assert loop.status == "ok" and loop.max_abs_diff is not None and loop.max_abs_diff < 1e-4
