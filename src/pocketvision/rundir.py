@@ -173,5 +173,6 @@ def load_weights(model: nn.Module, path: Path) -> None:
     except RuntimeError as err:
         first = str(err).splitlines()[1].strip() if "\n" in str(err) else str(err)
         raise PocketvisionError(
-            f"{path}: checkpoint does not fit model {type(model).__name__} ({first})"
+            f"{path}: checkpoint does not fit model {type(model).__name__} ({first}); "
+            f"model.json beside it must name the model and widths it was trained with"
         ) from None
