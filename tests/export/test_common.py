@@ -16,7 +16,7 @@ from pocketvision.cli import main
 from pocketvision.errors import PocketvisionError
 from pocketvision.export import export_run, format_table
 from pocketvision.export.api import build_context, parse_list
-from pocketvision.export.common import _fixed_pool, mobile_form
+from pocketvision.export.common import ExportContext, _fixed_pool, mobile_form
 from pocketvision.rundir import BEST, LoadedRun, ModelSpec, Preprocessing
 
 
@@ -113,23 +113,26 @@ class Unconvertible(nn.Module):
         return self.odd(self.conv(x))
 
 
-def test_converter_failure_names_op_and_layer_and_others_continue(tmp_path: Path) -> None:
-    from pocketvision.export import coreml_export, onnx_export
-
-    prep = Preprocessing((1, 8, 8), (0.5,), (0.5,))
-    run = LoadedRun(
-        tmp_path, Unconvertible().eval(), ModelSpec("custom", {}), ["a", "b", "c"], prep
-    )
-    images = np.random.default_rng(0).integers(0, 256, (16, 1, 8, 8), dtype=np.uint8)
-    ctx = build_context(
+def _custom_context(tmp_path: Path, model: nn.Module, size: int, count: int) -> ExportContext:
+    """An export context for an unregistered 1-channel, 3-class model on random images."""
+    prep = Preprocessing((1, size, size), (0.5,), (0.5,))
+    run = LoadedRun(tmp_path, model.eval(), ModelSpec("custom", {}), ["a", "b", "c"], prep)
+    images = np.random.default_rng(0).integers(0, 256, (count, 1, size, size), dtype=np.uint8)
+    return build_context(
         run,
         tmp_path / "out",
-        verify_images=16,
+        verify_images=count,
         calibration_images=4,
         split="val",
         threads=1,
         images=(images, None),
     )
+
+
+def test_converter_failure_names_op_and_layer_and_others_continue(tmp_path: Path) -> None:
+    from pocketvision.export import coreml_export, onnx_export
+
+    ctx = _custom_context(tmp_path, Unconvertible(), size=8, count=16)
     (coreml,) = [r for r in coreml_export.export(ctx, ["fp32"]) if r.variant == "mlprogram"]
     assert coreml.status == "failed"
     assert coreml.error is not None
@@ -220,18 +223,7 @@ class UnevenPool(nn.Module):
 def test_executorch_reports_ops_left_outside_xnnpack(tmp_path: Path) -> None:
     from pocketvision.export import executorch_export
 
-    prep = Preprocessing((1, 7, 7), (0.5,), (0.5,))
-    run = LoadedRun(tmp_path, UnevenPool().eval(), ModelSpec("custom", {}), ["a", "b", "c"], prep)
-    images = np.random.default_rng(0).integers(0, 256, (20, 1, 7, 7), dtype=np.uint8)
-    ctx = build_context(
-        run,
-        tmp_path / "out",
-        verify_images=20,
-        calibration_images=4,
-        split="val",
-        threads=1,
-        images=(images, None),
-    )
+    ctx = _custom_context(tmp_path, UnevenPool(), size=7, count=20)
     (entry,) = executorch_export.export(ctx, ["fp32"])
     assert entry.status == "ok" and entry.max_abs_diff is not None and entry.max_abs_diff <= 1e-4
     assert entry.notes == ["not delegated to XNNPACK: _adaptive_avg_pool2d.out x1"]
