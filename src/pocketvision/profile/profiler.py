@@ -196,7 +196,8 @@ def profile(
             size_bytes=file_sizes(model),
             machine=machine_info(),
         )
-        if any(rt.endswith("_cuda") for rt in runtime_names):
+        gpu = {rt for rt in runtime_names if runtimes.RUNTIMES[rt].gpu}
+        if gpu:
             gpu_peak = cuda_matmul_peak_gflops()
             result.gpu_peak_gflops = round(gpu_peak, 2) if gpu_peak else None
         with tempfile.TemporaryDirectory() as tmp:
@@ -213,7 +214,7 @@ def profile(
                             threads,
                             runs,
                             macs,
-                            result.gpu_peak_gflops or peak if rt.endswith("_cuda") else peak,
+                            result.gpu_peak_gflops or peak if rt in gpu else peak,
                             Path(tmp),
                             budget_s,
                         )
@@ -237,12 +238,15 @@ def _measure(
     missing = spec.missing()
     if missing:
         return RuntimeResult(runtime, batch, "skipped", reason=missing)
-    if runtime == "litert_loop" and batch == 1:
-        return RuntimeResult(runtime, batch, "skipped", reason="at batch 1 it is litert")
+    if spec.same_at_batch_1 and batch == 1:
+        return RuntimeResult(
+            runtime, batch, "skipped", reason=f"at batch 1 it is {spec.same_at_batch_1}"
+        )
     x = torch.randn(batch, *size)
     try:
-        # one folder per runtime: a file converted for one batch is reused for the next
-        call = spec.prepare(model, x, tmp / runtime, threads)
+        # one folder per runtime: a file converted for one batch is reused for the next, and a
+        # runtime that is another one at batch 1 (litert_loop) runs that one's file
+        call = spec.prepare(model, x, tmp / (spec.same_at_batch_1 or runtime), threads)
         diff = check_output(model, x, call())
         timing = time_calls(call, runs=runs, budget_s=budget_s)
     except Exception as err:  # a runtime failing on one model must not stop the others

@@ -3,8 +3,9 @@
 ``prepare(model, x, workdir, threads)`` converts the model for the runtime (conversion time is
 not measured) and returns a zero-argument callable running one inference on the batch ``x``;
 the callable returns the output (see :func:`output_array`), so every runtime can be held to
-eager. ``workdir`` belongs to one model and runtime: a file converted there for one input
-shape is reused when another batch size of the same shape is prepared.
+eager. ``workdir`` belongs to one model and runtime (shared with the runtime named by
+``same_at_batch_1``): a file converted there for one input shape is reused when another batch
+size of the same shape is prepared.
 
 The deploy runtimes (onnxruntime, litert, executorch) reuse the exporters of
 :mod:`pocketvision.export` on the model's mobile form (adaptive pools made fixed, as the export
@@ -17,6 +18,7 @@ import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -39,6 +41,8 @@ class RuntimeSpec:
         extra: The pocketvision extra that installs ``modules``.
         available: Returns why the runtime cannot run here beyond its modules (no GPU, no
             provider), or "" when it can.
+        gpu: It runs on the GPU, so its share of peak is against the GPU's measured peak.
+        same_at_batch_1: The runtime it is identical to at batch 1 (skipped there), or "".
     """
 
     name: str
@@ -46,6 +50,8 @@ class RuntimeSpec:
     prepare: Callable[[nn.Module, torch.Tensor, Path, int], Call]
     extra: str = "export"
     available: Callable[[], str] | None = None
+    gpu: bool = False
+    same_at_batch_1: str = ""
 
     def missing(self) -> str:
         """Why this runtime cannot run here, or "" when it can."""
@@ -236,21 +242,29 @@ def _litert_file(model: nn.Module, x: torch.Tensor, workdir: Path, threads: int)
     return path
 
 
-def _litert(model: nn.Module, x: torch.Tensor, workdir: Path, threads: int) -> Call:
+def _litert_interpreter(
+    model: nn.Module, x: torch.Tensor, workdir: Path, threads: int, batch: int
+) -> tuple[Any, int, int]:
+    """(interpreter, input index, output index) for the batch-1 file, its input at ``batch``."""
     from ai_edge_litert.interpreter import Interpreter
 
+    interpreter = Interpreter(
+        model_path=str(_litert_file(model, x, workdir, threads)), num_threads=threads
+    )
+    index = interpreter.get_input_details()[0]["index"]
+    if batch != 1:
+        interpreter.resize_tensor_input(index, [batch, *x.shape[2:], x.shape[1]])
+    interpreter.allocate_tensors()
+    return interpreter, index, interpreter.get_output_details()[0]["index"]
+
+
+def _litert(model: nn.Module, x: torch.Tensor, workdir: Path, threads: int) -> Call:
     from pocketvision.export.tflite_export import nhwc
 
-    path = _litert_file(model, x, workdir, threads)
     # The exporter converts at batch 1 (a phone classifies one picture); the interpreter
     # resizes the input to the profiled batch (XNNPACK re-plans the graph for it).
-    interpreter = Interpreter(model_path=str(path), num_threads=threads)
-    index = interpreter.get_input_details()[0]["index"]
+    interpreter, index, out = _litert_interpreter(model, x, workdir, threads, len(x))
     data = nhwc(x.numpy())
-    if data.shape[0] != 1:
-        interpreter.resize_tensor_input(index, list(data.shape))
-    interpreter.allocate_tensors()
-    out = interpreter.get_output_details()[0]["index"]
 
     def call() -> object:
         interpreter.set_tensor(index, data)
@@ -268,16 +282,9 @@ def _litert_loop(model: nn.Module, x: torch.Tensor, workdir: Path, threads: int)
     L2/L3 instead of a whole batch's streaming through memory. Also runs graphs whose batch is
     baked into a reshape (ShuffleNet, NASNet), which ``litert`` cannot resize.
     """
-    from ai_edge_litert.interpreter import Interpreter
-
     from pocketvision.export.tflite_export import nhwc
 
-    interpreter = Interpreter(
-        model_path=str(_litert_file(model, x, workdir, threads)), num_threads=threads
-    )
-    interpreter.allocate_tensors()
-    index = interpreter.get_input_details()[0]["index"]
-    out = interpreter.get_output_details()[0]["index"]
+    interpreter, index, out = _litert_interpreter(model, x, workdir, threads, 1)
     images = nhwc(x.numpy())
 
     def call() -> object:
@@ -316,18 +323,24 @@ RUNTIMES: dict[str, RuntimeSpec] = {
         RuntimeSpec("compile", ("torch",), _compile),
         RuntimeSpec("onnxruntime", ("onnx", "onnxscript", "onnxruntime"), _onnxruntime),
         RuntimeSpec("litert", ("ai_edge_litert", "litert_torch"), _litert),
-        RuntimeSpec("litert_loop", ("ai_edge_litert", "litert_torch"), _litert_loop),
+        RuntimeSpec(
+            "litert_loop",
+            ("ai_edge_litert", "litert_torch"),
+            _litert_loop,
+            same_at_batch_1="litert",
+        ),
         RuntimeSpec("executorch", ("executorch",), _executorch),
-        RuntimeSpec("eager_cuda", ("torch",), _eager_cuda, available=_cuda_missing),
-        RuntimeSpec("compile_cuda", ("torch",), _compile_cuda, available=_cuda_missing),
+        RuntimeSpec("eager_cuda", ("torch",), _eager_cuda, available=_cuda_missing, gpu=True),
+        RuntimeSpec("compile_cuda", ("torch",), _compile_cuda, available=_cuda_missing, gpu=True),
         RuntimeSpec(
             "onnxruntime_cuda",
             ("onnx", "onnxscript", "onnxruntime"),
             _onnxruntime_cuda,
             available=_ort_cuda_missing,
+            gpu=True,
         ),
     )
 }
 
 DEPLOY_RUNTIMES = ("onnxruntime", "litert", "litert_loop", "executorch")
-GPU_RUNTIMES = ("eager_cuda", "compile_cuda", "onnxruntime_cuda")
+GPU_RUNTIMES = tuple(name for name, spec in RUNTIMES.items() if spec.gpu)
