@@ -174,5 +174,5 @@ def load_weights(model: nn.Module, path: Path) -> None:
         first = str(err).splitlines()[1].strip() if "\n" in str(err) else str(err)
         raise PocketvisionError(
             f"{path}: checkpoint does not fit model {type(model).__name__} ({first}); "
-            f"model.json beside it must name the model and widths it was trained with"
+            "model.json beside it must name the model and widths it was trained with"
         ) from None
