@@ -19,7 +19,7 @@ DEFAULT_MODEL = "mobilenet_v1_025"
 
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("onecycle", "cosine")
-AUGMENTS = ("none", "flip", "light", "standard", "strong")
+AUGMENTS = ("none", "flip", "light", "erase", "standard", "strong")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
