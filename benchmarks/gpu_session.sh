@@ -14,8 +14,8 @@ for m in mobilenet_v2_100 mobilenet_v1_100 resnet50; do
     --runtimes eager_cuda,compile_cuda,onnxruntime_cuda --json >"$OUT/profile_gpu_$m.json" \
     2>>"$OUT/profile_gpu.log" || echo "profile $m failed: $(tail -1 "$OUT/profile_gpu.log")"
 done
-# issue 4: the training benchmark on the GPU (the fast recipe; the long one is in
-# train_fashion_mnist_long_cuda.json, 15 of its 40 epochs)
+# issue 4: the training benchmark on the GPU (the fast recipe; the long one is searched by
+# long_recipe_search.sh)
 timeout 130 $PY benchmarks/train_fashion_mnist.py --recipe fast --device cuda \
   --out "$OUT/train_fashion_mnist_fast_cuda.json" >"$OUT/train_fast_cuda.log" 2>&1 || echo "fast recipe failed"
 tail -3 "$OUT/train_fast_cuda.log"
