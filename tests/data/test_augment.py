@@ -13,6 +13,7 @@ from pocketvision.data.augment import (
     random_affine,
     random_erase,
 )
+from pocketvision.train.config import AUGMENTS
 
 
 def _gen(seed: int = 0) -> torch.Generator:
@@ -21,6 +22,12 @@ def _gen(seed: int = 0) -> torch.Generator:
 
 def _batch(n: int = 16, c: int = 3, size: int = 16) -> torch.Tensor:
     return torch.rand(n, c, size, size, generator=_gen(123))
+
+
+def test_every_preset_is_a_train_option_and_back() -> None:
+    # --augment's choices are written out in the torch-free config module: a preset missing
+    # there could not be chosen, a name missing here would fail only once training starts
+    assert tuple(PRESETS) == AUGMENTS
 
 
 def test_none_is_identity_and_flip_only_mirrors() -> None:

@@ -19,6 +19,8 @@ DEFAULT_MODEL = "mobilenet_v1_025"
 
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("onecycle", "cosine")
+# the names of pocketvision.data.augment.PRESETS, spelled out so that parsing a command line does
+# not import torch (tests/data/test_augment.py holds the two to each other)
 AUGMENTS = ("none", "flip", "light", "erase", "standard", "strong")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
