@@ -35,7 +35,7 @@ from typing import Any
 
 import torch
 
-from pocketvision.profile.measure import machine_info
+from pocketvision.environment import environment
 from pocketvision.profile.profiler import ProfileResult, profile
 from pocketvision.profile.runtimes import DEPLOY_RUNTIMES
 
@@ -183,7 +183,7 @@ def main() -> None:
     record: dict[str, Any] = {
         "benchmark": "latency",
         "command": "python benchmarks/latency.py " + " ".join(sys.argv[1:]),
-        "machine": machine_info(),
+        "machine": environment(),
         "threads": args.threads,
         "load_at_start": load(),
         "runtimes": args.runtimes,

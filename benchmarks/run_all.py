@@ -61,7 +61,7 @@ def latency_section(name: str, data: dict[str, Any]) -> list[str]:
     lines = [
         f"### {name}",
         "",
-        f"`{data.get('command', '')}` on {machine.get('processor', '?')} "
+        f"`{data.get('command', '')}` on {machine.get('cpu', '?')} "
         f"({machine.get('machine', '?')}), {data.get('threads')} thread(s), "
         f"load average at start {data.get('load_at_start')} / end {data.get('load_at_end')}, "
         f"{_fmt(data.get('wall_s'), '.0f')} s. Versions: "
@@ -133,7 +133,7 @@ def generic_section(name: str, data: Any) -> list[str]:
 def profile_section(name: str, data: dict[str, Any]) -> list[str]:
     """Markdown for a `pocketvision profile --json` file: one row per runtime and batch."""
     machine = data.get("machine", {})
-    device = machine.get("cuda_device") or machine.get("processor") or "CPU"
+    device = machine.get("gpu") or machine.get("cpu") or "CPU"
     lines = [
         f"### {name}",
         "",

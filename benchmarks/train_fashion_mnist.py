@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from pocketvision.demo import DEMO_CONFIG
+from pocketvision.environment import environment
 from pocketvision.train import TrainConfig, train
-from pocketvision.train.record import environment
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -33,9 +33,9 @@ from torch.utils.data import DataLoader, Dataset
 
 import pocketvision
 from pocketvision.data import load_data
-from pocketvision.rundir import Preprocessing
+from pocketvision.environment import environment
+from pocketvision.preprocess import Preprocessing
 from pocketvision.train import TrainConfig, train
-from pocketvision.train.record import environment
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

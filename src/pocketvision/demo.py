@@ -45,6 +45,7 @@ def run_demo(
 ) -> dict[str, Any]:
     """Train, evaluate, and (with ``ship``) export and profile; returns the training summary."""
     from pocketvision.data.builtin import find_fashion_mnist
+    from pocketvision.rundir import free_run_dir
     from pocketvision.train.loop import train
 
     config = replace(DEMO_CONFIG, out=out, quiet=quiet)
@@ -58,7 +59,7 @@ def run_demo(
     if epochs:
         config = replace(config, epochs=epochs)
     if config.out is None:
-        config = replace(config, out=_free_folder(Path("runs") / f"demo-{config.data}"))
+        config = replace(config, out=str(free_run_dir(Path("runs") / f"demo-{config.data}")))
     summary = train(config)
     if not quiet:
         print(
@@ -107,11 +108,3 @@ def _profile(run_dir: str, quiet: bool) -> None:
         for r in result.runtimes:
             shown = f"{r.median_ms:.3f} ms" if r.median_ms is not None else r.reason
             print(f"demo: profile: {r.runtime:12s} batch 1: {r.status} {shown}")
-
-
-def _free_folder(base: Path) -> str:
-    """``base``, or ``base-2``, ``base-3``... when a run is already there."""
-    out, i = base, 2
-    while (out / "model.json").exists():
-        out, i = Path(f"{base}-{i}"), i + 1
-    return str(out)

@@ -2,19 +2,75 @@
 
 One rule for every path an image takes into a model: apply EXIF orientation (phone photos),
 convert grayscale / RGB / RGBA / palette / CMYK / 16-bit to the model's channels, resize to the
-input size ("squash"), scale to [0, 1], normalise by mean and std.
+input size ("squash"), scale to [0, 1], normalise by mean and std. :class:`Preprocessing` is the record of those choices that a run
+keeps in preprocessing.json. This module imports no model code, so data loading does not pull
+in the model zoo.
 """
 
 from __future__ import annotations
 
 import io
+import math
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from pocketvision.rundir import Preprocessing
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """How an image becomes a model input, identically in training, prediction and export.
+
+    Attributes:
+        input_size: (C, H, W); C is 1 (grayscale, PIL mode "L") or 3 (RGB).
+        mean: Per-channel mean subtracted after scaling pixels to [0, 1].
+        std: Per-channel standard deviation divided by after that.
+        resize: "squash" (resize to H x W, ignoring aspect ratio; what training uses).
+    """
+
+    input_size: tuple[int, int, int]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    resize: str = "squash"
+
+    @property
+    def color_mode(self) -> str:
+        return "L" if self.input_size[0] == 1 else "RGB"
+
+    @classmethod
+    def from_json(cls, data: Any) -> Preprocessing:
+        """Parse preprocessing.json's object; ValueError names the field that does not fit."""
+        if not isinstance(data, dict):
+            raise ValueError("expected a JSON object")
+        missing = [k for k in ("input_size", "mean", "std") if k not in data]
+        if missing:
+            raise ValueError(f"no {missing[0]!r} field")
+        if not all(isinstance(data[k], list) for k in ("input_size", "mean", "std")):
+            raise ValueError("input_size, mean and std must be lists of numbers")
+        try:
+            size = tuple(int(v) for v in data["input_size"])
+            mean = tuple(float(v) for v in data["mean"])
+            std = tuple(float(v) for v in data["std"])
+        except (TypeError, ValueError, OverflowError):
+            raise ValueError("input_size, mean and std must be lists of numbers") from None
+        resize = data.get("resize", "squash")
+        if len(size) != 3 or size[0] not in (1, 3) or min(size[1:]) < 1 or max(size[1:]) > 8192:
+            raise ValueError(
+                f"input_size must be [1 or 3, H, W] with 1 <= H, W <= 8192, got {list(size)}"
+            )
+        if len(mean) != size[0] or len(std) != size[0]:
+            raise ValueError(f"mean and std need {size[0]} values each (one per channel)")
+        if not all(math.isfinite(v) for v in mean) or not all(
+            math.isfinite(s) and s > 0 for s in std
+        ):
+            raise ValueError("mean must be finite and std finite and > 0")
+        if resize != "squash":
+            raise ValueError(f"unknown resize {resize!r} (only 'squash')")
+        return cls(input_size=(size[0], size[1], size[2]), mean=mean, std=std, resize=resize)
+
 
 # Refuse images over ~90 megapixels outright (PIL warns above 89M and errors at 2x that).
 MAX_PIXELS = 90_000_000

@@ -1,5 +1,5 @@
 """The run directory: what training writes and what evaluate, predict, export, profile and
-serve read.
+serve read. The one place that knows its file names.
 
 Layout of ``runs/NAME/``::
 
@@ -10,6 +10,7 @@ Layout of ``runs/NAME/``::
     checkpoints/best.safetensors   model weights only (EMA weights when EMA is on)
     checkpoints/last.pt   full training state for --resume (loaded with weights_only=True)
     metrics.jsonl, metrics.csv, summary.json, bad_files.txt
+    export/               what ``pocketvision export`` writes
 
 Every file is written atomically (temp file + rename), so a killed run never leaves a
 half-written file behind. Loading never executes code from a file: weights are safetensors.
@@ -17,9 +18,7 @@ half-written file behind. Loading never executes code from a file: weights are s
 
 from __future__ import annotations
 
-import json
 import os
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -29,43 +28,20 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from pocketvision.errors import PocketvisionError
-from pocketvision.registry import create_model
+from pocketvision.files import read_json, write_atomic, write_json
+from pocketvision.preprocess import Preprocessing
 
+MODEL = "model.json"
+LABELS = "labels.txt"
+PREPROCESSING = "preprocessing.json"
+CONFIG = "config.json"
+SUMMARY = "summary.json"
 BEST = "checkpoints/best.safetensors"
-
-
-@dataclass(frozen=True)
-class Preprocessing:
-    """How an image becomes a model input, identically in training, prediction and export.
-
-    Attributes:
-        input_size: (C, H, W); C is 1 (grayscale, PIL mode "L") or 3 (RGB).
-        mean: Per-channel mean subtracted after scaling pixels to [0, 1].
-        std: Per-channel standard deviation divided by after that.
-        resize: "squash" (resize to H x W, ignoring aspect ratio; what training uses).
-    """
-
-    input_size: tuple[int, int, int]
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-    resize: str = "squash"
-
-    @property
-    def color_mode(self) -> str:
-        return "L" if self.input_size[0] == 1 else "RGB"
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Preprocessing:
-        return cls(
-            input_size=(
-                int(data["input_size"][0]),
-                int(data["input_size"][1]),
-                int(data["input_size"][2]),
-            ),
-            mean=tuple(data["mean"]),
-            std=tuple(data["std"]),
-            resize=data.get("resize", "squash"),
-        )
+LAST = "checkpoints/last.pt"
+METRICS_JSONL = "metrics.jsonl"
+METRICS_CSV = "metrics.csv"
+BAD_FILES = "bad_files.txt"
+EXPORT = "export"
 
 
 @dataclass(frozen=True)
@@ -76,37 +52,66 @@ class ModelSpec:
     kwargs: dict[str, Any]
 
     def build(self) -> nn.Module:
+        from pocketvision import create_model
+
         return create_model(self.name, **self.kwargs)
 
 
 @dataclass(frozen=True)
 class LoadedRun:
-    """A trained model with everything needed to feed it and read its output."""
+    """A trained model with everything needed to feed it and read its output.
+
+    Attributes:
+        path: The run directory.
+        model: The model with its best weights, in eval mode, on the CPU.
+        spec: What rebuilds the model.
+        labels: Class names in logit order.
+        preprocessing: How an image becomes the model's input.
+        config: config.json (the TrainConfig as a dict), or None for a run made by hand.
+        summary: summary.json, or None before training finished.
+    """
 
     path: Path
     model: nn.Module
     spec: ModelSpec
     labels: list[str]
     preprocessing: Preprocessing
+    config: dict[str, Any] | None = None
+    summary: dict[str, Any] | None = None
 
 
-def write_atomic(path: Path, data: bytes | str) -> None:
-    """Write a file via a temp file in the same folder and an atomic rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data.encode() if isinstance(data, str) else data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def is_run_dir(path: str | Path) -> bool:
+    """True when ``path`` is a folder holding a run (its model.json)."""
+    return (Path(path) / MODEL).is_file()
 
 
-def write_json(path: Path, obj: Any) -> None:
-    write_atomic(path, json.dumps(obj, indent=2) + "\n")
+def free_run_dir(base: str | Path) -> Path:
+    """``base``, or ``base-2``, ``base-3``... the first that does not hold a run yet."""
+    base = Path(base)
+    out, i = base, 2
+    while is_run_dir(out):
+        out, i = Path(f"{base}-{i}"), i + 1
+    return out
+
+
+def _optional_json(path: Path) -> dict[str, Any] | None:
+    """A JSON object file that a run may not have; a present but broken one is an error."""
+    if not path.exists():
+        return None
+    data = read_json(path)
+    if not isinstance(data, dict):
+        raise PocketvisionError(f"{path}: expected a JSON object, got {type(data).__name__}")
+    return data
+
+
+def read_config(run_dir: str | Path) -> dict[str, Any] | None:
+    """The run's config.json, or None when it has none (a run assembled by hand)."""
+    return _optional_json(Path(run_dir) / CONFIG)
+
+
+def read_summary(run_dir: str | Path) -> dict[str, Any] | None:
+    """The run's summary.json, or None when training has not finished."""
+    return _optional_json(Path(run_dir) / SUMMARY)
 
 
 def save_weights(model: nn.Module, path: Path) -> None:
@@ -118,44 +123,72 @@ def save_weights(model: nn.Module, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def write_labels(path: Path, labels: list[str]) -> None:
+    """labels.txt: one label per line, in logit order."""
+    write_atomic(path, "\n".join(labels) + "\n")
+
+
 def write_run_files(
     run_dir: Path, spec: ModelSpec, labels: list[str], preprocessing: Preprocessing
 ) -> None:
     """Write model.json, labels.txt and preprocessing.json."""
-    write_json(run_dir / "model.json", asdict(spec))
-    write_atomic(run_dir / "labels.txt", "\n".join(labels) + "\n")
-    write_json(run_dir / "preprocessing.json", asdict(preprocessing))
+    write_json(run_dir / MODEL, asdict(spec))
+    write_labels(run_dir / LABELS, labels)
+    write_json(run_dir / PREPROCESSING, asdict(preprocessing))
 
 
-def _read_json(path: Path) -> Any:
+def _read_spec(path: Path) -> ModelSpec:
+    data = read_json(path, f"is {path.parent} a pocketvision run?")
+    if (
+        not isinstance(data, dict)
+        or not isinstance(data.get("name"), str)
+        or not isinstance(data.get("kwargs", {}), dict)
+    ):
+        raise PocketvisionError(f'{path}: expected {{"name": "...", "kwargs": {{...}}}}')
+    return ModelSpec(name=data["name"], kwargs=dict(data.get("kwargs", {})))
+
+
+def _read_preprocessing(path: Path) -> Preprocessing:
+    data = read_json(path, f"is {path.parent} a pocketvision run?")
     try:
-        return json.loads(path.read_text())
+        return Preprocessing.from_json(data)
+    except ValueError as err:
+        raise PocketvisionError(f"{path}: {err}") from None
+
+
+def read_labels(path: Path) -> list[str]:
+    """labels.txt's non-empty lines; a missing, binary or empty file is a one-line error."""
+    try:
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise PocketvisionError(f"{path}: missing; is {path.parent} a pocketvision run?") from None
-    except json.JSONDecodeError as err:
-        raise PocketvisionError(f"{path}: not valid JSON ({err.msg})") from None
+    except UnicodeDecodeError:
+        raise PocketvisionError(f"{path}: not UTF-8 text") from None
+    labels = [line for line in text.splitlines() if line]
+    if not labels:
+        raise PocketvisionError(f"{path}: no labels (one class name per line)")
+    return labels
 
 
 def load_run(run_dir: str | Path, weights: str = BEST) -> LoadedRun:
     """Rebuild a trained model from its run directory, in eval mode, on the CPU.
 
     Raises:
-        PocketvisionError: The folder is not a run, has no checkpoint, or the checkpoint is
-            corrupt or belongs to another model.
+        PocketvisionError: The folder is not a run, has no checkpoint, or a file is corrupt
+            or belongs to another model.
     """
     run = Path(run_dir)
     if not run.is_dir():
         raise PocketvisionError(f"{run}: no such run directory")
-    spec_json = _read_json(run / "model.json")
-    spec = ModelSpec(name=spec_json["name"], kwargs=dict(spec_json["kwargs"]))
-    prep = Preprocessing.from_json(_read_json(run / "preprocessing.json"))
-    labels_path = run / "labels.txt"
-    if not labels_path.exists():
-        raise PocketvisionError(f"{labels_path}: missing; is {run} a pocketvision run?")
-    labels = [line for line in labels_path.read_text().splitlines() if line]
-    model = spec.build()
+    spec = _read_spec(run / MODEL)
+    prep = _read_preprocessing(run / PREPROCESSING)
+    labels = read_labels(run / LABELS)
+    try:
+        model = spec.build()
+    except (TypeError, ValueError) as err:
+        raise PocketvisionError(f"{run / MODEL}: cannot build {spec.name!r} ({err})") from None
     load_weights(model, run / weights)
-    return LoadedRun(run, model.eval(), spec, labels, prep)
+    return LoadedRun(run, model.eval(), spec, labels, prep, read_config(run), read_summary(run))
 
 
 def load_weights(model: nn.Module, path: Path) -> None:
@@ -174,5 +207,5 @@ def load_weights(model: nn.Module, path: Path) -> None:
         first = str(err).splitlines()[1].strip() if "\n" in str(err) else str(err)
         raise PocketvisionError(
             f"{path}: checkpoint does not fit model {type(model).__name__} ({first}); "
-            "model.json beside it must name the model and widths it was trained with"
+            "check that model.json beside it names the model and widths it was trained with"
         ) from None

@@ -17,8 +17,7 @@ from PIL import Image
 from pocketvision.data import builtin, load_data, stratified_split
 from pocketvision.data.decode import decode_files
 from pocketvision.errors import PocketvisionError
-from pocketvision.preprocess import decode_uint8
-from pocketvision.rundir import Preprocessing
+from pocketvision.preprocess import Preprocessing, decode_uint8
 
 RGB = Preprocessing((3, SIZE, SIZE), (0.5,) * 3, (0.5,) * 3)
 GRAY = Preprocessing((1, 28, 28), (0.5,), (0.5,))

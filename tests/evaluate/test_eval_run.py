@@ -139,7 +139,8 @@ def test_evaluate_reproduces_what_training_recorded(tmp_path) -> None:
 
 def test_rgb_run_pictures(tmp_path) -> None:
     """An RGB model (3 classes, so no top-5): colour tiles in mistakes.png."""
-    from pocketvision.rundir import BEST, ModelSpec, Preprocessing, save_weights, write_run_files
+    from pocketvision.preprocess import Preprocessing
+    from pocketvision.rundir import BEST, ModelSpec, save_weights, write_run_files
 
     prep = Preprocessing(input_size=(3, 32, 32), mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
     spec = ModelSpec("lenet5", {"num_classes": 3, "in_chans": 3})

@@ -15,14 +15,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from pocketvision.rundir import (
-    BEST,
-    ModelSpec,
-    Preprocessing,
-    save_weights,
-    write_json,
-    write_run_files,
-)
+from pocketvision.files import write_json
+from pocketvision.preprocess import Preprocessing
+from pocketvision.rundir import BEST, ModelSpec, save_weights, write_run_files
 
 FASHION_LABELS = [
     "T-shirt/top",

@@ -16,8 +16,7 @@ import pytest
 from PIL import Image
 
 from pocketvision.export.codegen import kotlin
-from pocketvision.preprocess import to_model_input
-from pocketvision.rundir import Preprocessing
+from pocketvision.preprocess import Preprocessing, to_model_input
 
 # one worker builds the shared lenet export (session fixture) under `pytest -n 2 --dist loadgroup`
 pytestmark = pytest.mark.xdist_group("export_lenet")

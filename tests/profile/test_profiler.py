@@ -13,8 +13,9 @@ from pocketvision.cli import main
 from pocketvision.errors import PocketvisionError
 from pocketvision.profile import runtimes
 from pocketvision.profile.compare import compare, pareto_front
-from pocketvision.profile.measure import activation_peak_bytes, file_sizes, time_calls
+from pocketvision.profile.measure import activation_peak_bytes, file_sizes
 from pocketvision.profile.profiler import profile
+from pocketvision.timing import time_calls
 
 
 def test_activation_peak_is_the_largest_live_pair() -> None:

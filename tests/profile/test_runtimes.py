@@ -12,8 +12,8 @@ import torch
 
 from pocketvision import create_model
 from pocketvision.profile import runtimes
-from pocketvision.profile.measure import time_calls
 from pocketvision.profile.profiler import OutputMismatchError, check_output, profile
+from pocketvision.timing import time_calls
 
 CPU_RUNTIMES = ("compile", "onnxruntime", "litert", "litert_loop", "executorch")
 INSTALLED = [name for name in CPU_RUNTIMES if not runtimes.RUNTIMES[name].missing()]

@@ -77,7 +77,7 @@ def digit_images(count: int = 10) -> tuple[list[np.ndarray], np.ndarray]:
     Returns 8-bit (32, 32) grayscale arrays, as the data loader makes them, and their labels.
     """
     from pocketvision.data import load_data
-    from pocketvision.rundir import Preprocessing
+    from pocketvision.preprocess import Preprocessing
 
     prep = Preprocessing(input_size=(1, 32, 32), mean=(0.5,), std=(0.5,))
     test = load_data("digits", prep).test

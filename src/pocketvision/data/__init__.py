@@ -20,7 +20,7 @@ from pocketvision.data.datasets import (
     stratified_subset,
 )
 from pocketvision.errors import PocketvisionError
-from pocketvision.rundir import Preprocessing
+from pocketvision.preprocess import Preprocessing
 
 BUILTIN = ("fashion-mnist", "digits")
 

@@ -20,7 +20,8 @@ import torch.nn.functional as F
 
 from pocketvision.data.datasets import ImageSet
 from pocketvision.errors import PocketvisionError
-from pocketvision.rundir import Preprocessing, write_atomic
+from pocketvision.files import write_atomic
+from pocketvision.preprocess import Preprocessing
 
 FASHION_MNIST_CLASSES = [
     "T-shirt/top",

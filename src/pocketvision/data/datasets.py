@@ -17,7 +17,7 @@ import torch
 
 from pocketvision.data.decode import decode_files
 from pocketvision.errors import PocketvisionError
-from pocketvision.rundir import Preprocessing
+from pocketvision.preprocess import Preprocessing
 
 # Split folder names accepted inside a dataset folder (``data/train/cat/...``).
 TRAIN_NAMES = ("train", "training")

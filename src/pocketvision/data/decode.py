@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pocketvision.preprocess import BadImageError, decode_uint8
-from pocketvision.rundir import Preprocessing, write_json
+from pocketvision.files import write_json
+from pocketvision.preprocess import BadImageError, Preprocessing, decode_uint8
 
 # Decoded folders larger than this many bytes are memory-mapped from disk instead of held in RAM.
 # Half the machine's memory by default; POCKETVISION_MEMORY_LIMIT (bytes) overrides it.

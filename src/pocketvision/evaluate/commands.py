@@ -125,7 +125,7 @@ def _print_predictions(results: list[dict[str, Any]]) -> None:
 
 def _predict(args: argparse.Namespace) -> int:
     from pocketvision.evaluate.prediction import predict
-    from pocketvision.rundir import write_atomic
+    from pocketvision.files import write_atomic
 
     if args.topk < 1:
         raise PocketvisionError(f"--topk {args.topk}: must be at least 1")

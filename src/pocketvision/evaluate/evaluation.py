@@ -6,7 +6,6 @@ it was validated on; ``--data`` points it at other labelled images instead.
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -15,27 +14,18 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 
+from pocketvision.environment import resolve_device
 from pocketvision.errors import PocketvisionError
-from pocketvision.evaluate.inference import predict_probs, resolve_device
+from pocketvision.evaluate.inference import predict_probs
 from pocketvision.evaluate.metrics import classification_metrics
 from pocketvision.evaluate.plots import plot_confusion_matrix, plot_mistakes
-from pocketvision.rundir import LoadedRun, load_run, write_json
+from pocketvision.files import write_json
+from pocketvision.rundir import LoadedRun, load_run
 
 SPLITS = ("val", "test", "all")
 METRICS_FILE = "metrics.json"
 CONFUSION_FILE = "confusion_matrix.png"
 MISTAKES_FILE = "mistakes.png"
-
-
-def _read_config(run_dir: Path) -> dict[str, Any]:
-    path = run_dir / "config.json"
-    if not path.exists():
-        return {}
-    try:
-        config = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise PocketvisionError(f"{path}: not valid JSON ({err.msg})") from None
-    return config if isinstance(config, dict) else {}
 
 
 def _class_index(data_classes: list[str], labels: list[str], data: str, run: Path) -> list[int]:
@@ -138,7 +128,7 @@ def evaluate(
     if split not in SPLITS:
         raise PocketvisionError(f"--split {split}: unknown; use one of {', '.join(SPLITS)}")
     run = load_run(run_dir)
-    config = _read_config(run.path)
+    config = run.config or {}
     data = data or config.get("data")
     if not data:
         raise PocketvisionError(

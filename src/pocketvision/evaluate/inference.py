@@ -7,26 +7,7 @@ import torch
 from numpy.typing import NDArray
 from torch import nn
 
-from pocketvision.errors import PocketvisionError
-from pocketvision.preprocess import normalize
-from pocketvision.rundir import Preprocessing
-
-
-def resolve_device(device: str) -> torch.device:
-    """ "auto" picks CUDA, then Apple's MPS, then the CPU; a named device must exist."""
-    if device == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise PocketvisionError("--device cuda: no CUDA device here; use --device cpu or auto")
-    if device == "mps" and not torch.backends.mps.is_available():
-        raise PocketvisionError("--device mps: Apple MPS is not available; use --device cpu")
-    if device not in ("cpu", "cuda", "mps"):
-        raise PocketvisionError(f"--device {device}: unknown; use auto, cpu, cuda or mps")
-    return torch.device(device)
+from pocketvision.preprocess import Preprocessing, normalize
 
 
 @torch.inference_mode()

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from pocketvision.rundir import write_atomic
+from pocketvision.files import write_atomic
 
 # Cell counts are printed inside the matrix only while they stay legible.
 _ANNOTATE_MAX_CLASSES = 20

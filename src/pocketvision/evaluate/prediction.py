@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from pocketvision.evaluate.inference import resolve_device
+from pocketvision.environment import resolve_device
 from pocketvision.preprocess import BadImageError, to_model_input
 from pocketvision.rundir import LoadedRun, load_run
 

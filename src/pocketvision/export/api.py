@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -22,8 +21,9 @@ from pocketvision.export.common import (
     missing_packages,
     mobile_form,
 )
+from pocketvision.files import write_json
 from pocketvision.preprocess import normalize
-from pocketvision.rundir import LoadedRun, load_run, write_atomic, write_json
+from pocketvision.rundir import LABELS, PREPROCESSING, LoadedRun, load_run, write_labels
 
 REPORT = "export_report.json"
 
@@ -56,10 +56,7 @@ def verification_images(
     Uses config.json's "data" through pocketvision.data.load_data; without it (a run made by
     hand, data gone) random images stand in and accuracy is not reported.
     """
-    config_path = run.path / "config.json"
-    if not config_path.exists():
-        return _random_set(run, n, seed)
-    data = json.loads(config_path.read_text()).get("data")
+    data = (run.config or {}).get("data")
     if not data:
         return _random_set(run, n, seed)
     from pocketvision.data import load_data
@@ -175,8 +172,8 @@ def export_run(
         threads=threads,
         images=images,
     )
-    write_atomic(folder / "labels.txt", "\n".join(loaded.labels) + "\n")
-    shutil.copyfile(loaded.path / "preprocessing.json", folder / "preprocessing.json")
+    write_labels(folder / LABELS, loaded.labels)
+    shutil.copyfile(loaded.path / PREPROCESSING, folder / PREPROCESSING)
 
     from pocketvision.export import (
         coreml_export,

@@ -8,7 +8,7 @@ import copy
 import importlib.util
 import itertools
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,8 +18,8 @@ import torch
 from torch import nn
 
 from pocketvision.errors import PocketvisionError
-from pocketvision.profile.measure import time_calls
-from pocketvision.rundir import LoadedRun, Preprocessing
+from pocketvision.preprocess import Preprocessing
+from pocketvision.rundir import LoadedRun
 
 FORMATS = ("onnx", "coreml", "tflite", "executorch")
 # "none" means fp32; "int8" gives every int8 variant a format has (TFLite: dynamic and full).
@@ -158,11 +158,6 @@ def score(verify: VerifySet, outputs: np.ndarray, *, probabilities: bool = False
     if verify.labels is not None:
         result["val_accuracy"] = float((top1 == verify.labels).mean())
     return result
-
-
-def median_latency_ms(fn: Callable[[], object], runs: int, warmup: int = 3) -> float:
-    """Median wall time of ``fn()`` in milliseconds after a few warm-up calls."""
-    return time_calls(fn, runs=max(runs, 1), warmup=warmup).median_ms
 
 
 class GlobalAvgPool(nn.Module):

@@ -30,10 +30,10 @@ from pocketvision.export.common import (
     ExportResult,
     describe_failure,
     file_size,
-    median_latency_ms,
     require,
     score,
 )
+from pocketvision.timing import median_latency_ms
 
 INPUT_NAME = "image"
 LABEL_NAME = "classLabel"

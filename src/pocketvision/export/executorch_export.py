@@ -18,10 +18,10 @@ from pocketvision.export.common import (
     ExportResult,
     describe_failure,
     file_size,
-    median_latency_ms,
     require,
     score,
 )
+from pocketvision.timing import median_latency_ms
 
 FILE = "model_xnnpack.pte"
 # Graph nodes that are plumbing, not compute left outside the delegate.

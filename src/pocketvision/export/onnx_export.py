@@ -18,10 +18,10 @@ from pocketvision.export.common import (
     ExportResult,
     describe_failure,
     file_size,
-    median_latency_ms,
     require,
     score,
 )
+from pocketvision.timing import median_latency_ms
 
 OPSET = 18
 INPUT_NAME = "image"

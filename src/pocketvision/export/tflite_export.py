@@ -33,10 +33,10 @@ from pocketvision.export.common import (
     ExportResult,
     describe_failure,
     file_size,
-    median_latency_ms,
     require,
     score,
 )
+from pocketvision.timing import median_latency_ms
 
 SIGNATURE = "serving_default"
 INPUT_NAME = "image"

@@ -16,6 +16,7 @@ from typing import Any
 
 from pocketvision.profile.profiler import ProfileResult, profile
 from pocketvision.registry import list_models, model_info
+from pocketvision.rundir import is_run_dir, read_summary
 
 COMPARE_RUNTIMES = ("eager", "onnxruntime")
 
@@ -34,10 +35,9 @@ def pareto_front(points: Sequence[tuple[float, float]]) -> list[bool]:
 
 
 def _accuracy(target: str) -> float | None:
-    summary = Path(target) / "summary.json"
-    if not summary.exists():
+    data = read_summary(target) if is_run_dir(target) else None
+    if data is None:
         return None
-    data = json.loads(summary.read_text())
     acc = data.get("test_accuracy") or data.get("best_val_accuracy")
     return float(acc) if acc is not None else None
 
@@ -79,7 +79,7 @@ def compare(
     out.mkdir(parents=True, exist_ok=True)
     rows: list[dict[str, Any]] = []
     for target in targets:
-        is_run = (Path(target) / "model.json").exists()
+        is_run = is_run_dir(target)
         # runs keep their trained size; LeNet's 32x32 is the only size it was designed for
         size = None if is_run or target.startswith("lenet") else input_size
         result = profile(

@@ -1,19 +1,17 @@
 """Measurements that need no runtime but PyTorch: activation memory, bytes on disk, matmul peak,
-timing statistics, process memory.
+process memory. (Timing statistics are :mod:`pocketvision.timing`; the machine record is
+:func:`pocketvision.environment.environment`.)
 """
 
 from __future__ import annotations
 
 import importlib.util
-import platform
 import resource
-import statistics
 import sys
 import tempfile
 import time
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -183,77 +181,7 @@ def _onnxruntime_mm_gflops(threads: int, size: int, repeats: int) -> float:
     return 2 * size**3 / _best_seconds(lambda: session.run(None, feed), repeats) / 1e9
 
 
-@dataclass(frozen=True)
-class Timing:
-    """Latency statistics of one runtime at one batch size, in milliseconds."""
-
-    median_ms: float
-    p90_ms: float
-    min_ms: float
-    runs: int
-
-
-def time_calls(
-    fn: Callable[[], object],
-    runs: int = 30,
-    warmup: int = 5,
-    budget_s: float | None = None,
-    min_runs: int = 5,
-) -> Timing:
-    """Median and p90 over ``runs`` timed calls after ``warmup`` untimed ones.
-
-    With ``budget_s``, warm-up stops after the first call once the budget is spent, and timing
-    stops after ``min_runs`` calls once it is spent again (``Timing.runs`` says how many):
-    ``pocketvision compare`` uses it so that a 1 s VGG call does not take 35 s per runtime.
-    """
-    start = time.perf_counter()
-    for _ in range(warmup):
-        fn()
-        if budget_s is not None and time.perf_counter() - start > budget_s / 4:
-            break
-    times: list[float] = []
-    start = time.perf_counter()
-    while len(times) < runs:
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1e3)
-        spent = time.perf_counter() - start
-        if budget_s is not None and len(times) >= min_runs and spent > budget_s:
-            break
-    times.sort()
-    p90 = times[min(len(times) - 1, round(0.9 * (len(times) - 1)))]
-    return Timing(statistics.median(times), p90, times[0], len(times))
-
-
 def peak_rss_mb() -> float:
     """Peak resident memory of this process so far, in MiB."""
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / 2**20 if sys.platform == "darwin" else peak / 2**10
-
-
-def machine_info() -> dict[str, Any]:
-    """What a benchmark result needs to be read correctly later."""
-    import numpy
-
-    info: dict[str, Any] = {
-        "machine": platform.machine(),
-        "processor": platform.processor() or _cpu_model(),
-        "system": platform.platform(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "numpy": numpy.__version__,
-        "cpu_count": torch.get_num_threads(),
-    }
-    if torch.cuda.is_available():
-        info["cuda_device"] = torch.cuda.get_device_name(0)
-    return info
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return ""

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from pocketvision.environment import environment
 from pocketvision.errors import PocketvisionError
 from pocketvision.profile import runtimes
 from pocketvision.profile.counting import count_macs, count_params
@@ -28,12 +29,12 @@ from pocketvision.profile.measure import (
     activation_peak_bytes,
     cuda_matmul_peak_gflops,
     file_sizes,
-    machine_info,
     matmul_peak_gflops,
     peak_rss_mb,
-    time_calls,
 )
 from pocketvision.registry import create_model, list_models, model_info
+from pocketvision.rundir import is_run_dir
+from pocketvision.timing import time_calls
 
 # Every runtime: the GPU ones report "skipped" with the reason on a machine without CUDA.
 DEFAULT_RUNTIMES = tuple(runtimes.RUNTIMES)
@@ -92,7 +93,7 @@ def resolve_model(
     ``model_kwargs`` go to create_model for a registered name, e.g. ``{"small_input": True}``.
     """
     path = Path(target)
-    if (path / "model.json").exists():
+    if is_run_dir(path):
         from pocketvision.rundir import load_run
 
         run = load_run(path)
@@ -194,7 +195,7 @@ def profile(
             peak_gflops=round(peak, 2),
             activation_bytes=activation_peak_bytes(model, torch.randn(1, *size)),
             size_bytes=file_sizes(model),
-            machine=machine_info(),
+            machine=environment(),
         )
         gpu = {rt for rt in runtime_names if runtimes.RUNTIMES[rt].gpu}
         if gpu:

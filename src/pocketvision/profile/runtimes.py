@@ -25,7 +25,8 @@ import torch
 from torch import nn
 
 from pocketvision.export.common import ExportContext, VerifySet, mobile_form
-from pocketvision.rundir import LoadedRun, ModelSpec, Preprocessing
+from pocketvision.preprocess import Preprocessing
+from pocketvision.rundir import LoadedRun, ModelSpec
 
 Call = Callable[[], object]
 

@@ -19,9 +19,8 @@ from safetensors.torch import load_file
 from torch import nn
 
 from pocketvision.errors import PocketvisionError
-from pocketvision.rundir import BEST, write_atomic
-
-LAST = "checkpoints/last.pt"
+from pocketvision.files import write_atomic
+from pocketvision.rundir import BEST, LABELS, read_labels
 
 
 def save_state(path: Path, state: dict[str, Any]) -> None:
@@ -76,9 +75,12 @@ def read_weights(path_str: str) -> tuple[Path, dict[str, torch.Tensor]]:
 def _labels_beside(path: Path) -> list[str] | None:
     """labels.txt of the run a checkpoint file belongs to, if any."""
     for folder in (path.parent, path.parent.parent):
-        labels = folder / "labels.txt"
+        labels = folder / LABELS
         if labels.is_file():
-            return [line for line in labels.read_text().splitlines() if line]
+            try:
+                return read_labels(labels)
+            except PocketvisionError:
+                return None  # unreadable labels: treat as other classes, train a fresh head
     return None
 
 

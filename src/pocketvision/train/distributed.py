@@ -13,8 +13,6 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from pocketvision.errors import PocketvisionError
-
 
 @dataclass(frozen=True)
 class Dist:
@@ -27,24 +25,6 @@ class Dist:
     @property
     def main(self) -> bool:
         return self.rank == 0
-
-
-def pick_device(name: str, local_rank: int = 0) -> torch.device:
-    """Resolve auto/cpu/cuda/mps to an available device, with a one-line error otherwise."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            name = "cuda"
-        elif torch.backends.mps.is_available():
-            name = "mps"
-        else:
-            name = "cpu"
-    if name == "cuda":
-        if not torch.cuda.is_available():
-            raise PocketvisionError("--device cuda: no CUDA device; use --device cpu or auto")
-        return torch.device("cuda", local_rank % torch.cuda.device_count())
-    if name == "mps" and not torch.backends.mps.is_available():
-        raise PocketvisionError("--device mps: MPS is not available; use --device cpu or auto")
-    return torch.device(name)
 
 
 def setup(device: torch.device) -> Dist:

@@ -23,22 +23,30 @@ from torch.utils.data import DistributedSampler
 
 from pocketvision.data import DataSplits, ImageSet, load_data, stratified_subset
 from pocketvision.data.augment import PRESETS, AugmentPreset, augment_batch, mix_batch, random_erase
+from pocketvision.environment import environment, resolve_device
 from pocketvision.errors import PocketvisionError
+from pocketvision.files import write_atomic, write_json
+from pocketvision.preprocess import Preprocessing
 from pocketvision.rundir import (
+    BAD_FILES,
     BEST,
+    CONFIG,
+    LAST,
+    METRICS_CSV,
+    METRICS_JSONL,
+    SUMMARY,
     ModelSpec,
-    Preprocessing,
+    free_run_dir,
+    is_run_dir,
     save_weights,
-    write_atomic,
-    write_json,
     write_run_files,
 )
 from pocketvision.train import distributed
-from pocketvision.train.checkpoint import LAST, load_init, load_state, save_state
+from pocketvision.train.checkpoint import load_init, load_state, save_state
 from pocketvision.train.config import TrainConfig, resolve, validate
 from pocketvision.train.optim import EMA, build_optimizer, lr_factor, param_groups
 from pocketvision.train.progress import Progress
-from pocketvision.train.record import environment, metrics_csv, print_summary
+from pocketvision.train.record import metrics_csv, print_summary
 
 
 @dataclass
@@ -64,11 +72,7 @@ def _out_dir(config: TrainConfig) -> Path:
     if config.out:
         return Path(config.out).expanduser()
     name = Path(config.data).name if config.data not in ("digits", "fashion-mnist") else config.data
-    base = Path("runs") / f"{config.model}-{name}"
-    out, i = base, 2
-    while (out / "model.json").exists():
-        out, i = Path(f"{base}-{i}"), i + 1
-    return out
+    return free_run_dir(Path("runs") / f"{config.model}-{name}")
 
 
 def _normalizer(prep: Preprocessing, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -167,7 +171,7 @@ def _prepare_run_dir(out: Path, config: TrainConfig, d: distributed.Dist) -> dic
         if last.exists():
             return load_state(last)
         return None  # killed before its first checkpoint: start over in the same folder
-    if (out / "model.json").exists() and config.out:
+    if is_run_dir(out) and config.out:
         raise PocketvisionError(
             f"{out}: already holds a run; pass --resume to continue it or choose another --out"
         )
@@ -294,8 +298,8 @@ def _write_header(
     """The files a run has from its first second: model, labels, preprocessing, config."""
     out.mkdir(parents=True, exist_ok=True)
     write_run_files(out, spec, splits.classes, prep)
-    write_json(out / "config.json", config.to_dict())
-    write_atomic(out / "bad_files.txt", "".join(f"{p}\t{r}\n" for p, r in splits.bad_files))
+    write_json(out / CONFIG, config.to_dict())
+    write_atomic(out / BAD_FILES, "".join(f"{p}\t{r}\n" for p, r in splits.bad_files))
 
 
 def _announce(
@@ -308,7 +312,7 @@ def _announce(
         f"{config.epochs} epochs on {where} -> {out}"
     )
     if splits.bad_files:
-        progress.print(f"skipped {len(splits.bad_files)} bad file(s); see {out / 'bad_files.txt'}")
+        progress.print(f"skipped {len(splits.bad_files)} bad file(s); see {out / BAD_FILES}")
 
 
 def _augmented(
@@ -354,9 +358,9 @@ def train(config: TrainConfig) -> dict[str, Any]:
         PocketvisionError: Bad data, unknown model, corrupt --init or --resume checkpoint.
     """
     validate(config)
-    device_pre = distributed.pick_device(config.device)
+    device_pre = resolve_device(config.device)
     d = distributed.setup(device_pre)
-    device = distributed.pick_device(config.device, d.local_rank)
+    device = resolve_device(config.device, d.local_rank)
     try:
         return _train(config, d, device)
     finally:
@@ -528,8 +532,8 @@ def _train(config: TrainConfig, d: distributed.Dist, device: torch.device) -> di
         if d.main:
             if improved:
                 save_weights(eval_model, out / BEST)
-            write_atomic(out / "metrics.jsonl", "".join(_json_line(r) for r in state.history))
-            write_atomic(out / "metrics.csv", metrics_csv(state.history))
+            write_atomic(out / METRICS_JSONL, "".join(_json_line(r) for r in state.history))
+            write_atomic(out / METRICS_CSV, metrics_csv(state.history))
             checkpoint()
             last_ckpt = time.monotonic()
     progress.close()
@@ -539,7 +543,7 @@ def _train(config: TrainConfig, d: distributed.Dist, device: torch.device) -> di
     summary.update(init_info)
     summary["data_seconds"] = round(load_seconds, 2)
     if d.main:
-        write_json(out / "summary.json", summary)
+        write_json(out / SUMMARY, summary)
         if not config.quiet:
             print_summary(summary)
     return summary

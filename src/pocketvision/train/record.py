@@ -1,61 +1,11 @@
-"""What a run records beside its numbers: environment, metrics.csv, the printed summary."""
+"""What a run records beside its numbers: metrics.csv and the printed summary (the machine
+record is :func:`pocketvision.environment.environment`)."""
 
 from __future__ import annotations
 
 import csv
 import io
-import os
-import platform
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
-
-import torch
-
-import pocketvision
-
-
-def _git_commit() -> str | None:
-    try:
-        root = Path(pocketvision.__file__).resolve().parents[2]
-        out = subprocess.run(
-            ["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=False,
-        )
-        return out.stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def environment() -> dict[str, Any]:
-    """Code version and hardware: enough to say where a number came from."""
-    env: dict[str, Any] = {
-        "pocketvision": pocketvision.__version__,
-        "git_commit": _git_commit(),
-        "python": sys.version.split()[0],
-        "torch": torch.__version__,
-        "platform": platform.platform(),
-        "cpu": _cpu_name(),
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-    }
-    if torch.cuda.is_available():
-        env["gpu"] = torch.cuda.get_device_name(0)
-    return env
 
 
 def metrics_csv(history: list[dict[str, Any]]) -> str:

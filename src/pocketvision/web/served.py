@@ -138,7 +138,7 @@ def model_card(served: ServedModel) -> dict[str, Any]:
     run = served.run
     info = model_info(run.spec.name)
     prep = run.preprocessing
-    summary = _read_json(run.path / "summary.json") or {}
+    summary = run.summary or {}
     metrics = _read_json(run.path / "metrics.json")
     card: dict[str, Any] = {
         "run": run.path.name,

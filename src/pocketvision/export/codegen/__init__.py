@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pocketvision.export.common import ExportContext, ExportResult
-from pocketvision.rundir import write_atomic
+from pocketvision.files import write_atomic
 
 
 def generate_apps(ctx: ExportContext, results: Sequence[ExportResult]) -> list[Path]:
