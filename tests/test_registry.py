@@ -6,6 +6,8 @@ import inspect
 import json
 import pydoc
 import re
+import subprocess
+import sys
 from decimal import Decimal
 
 import pytest
@@ -114,8 +116,6 @@ def test_cli_unknown_model_is_one_line_exit_2(capsys: pytest.CaptureFixture[str]
 
 
 def test_readme_model_table_is_current() -> None:
-    import subprocess
-    import sys
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[1]
@@ -134,8 +134,6 @@ def test_readme_model_table_is_current() -> None:
 
 def test_python_dash_m_and_console_script() -> None:
     import shutil
-    import subprocess
-    import sys
 
     out = subprocess.run(
         [sys.executable, "-m", "pocketvision", "--version"], capture_output=True, text=True
@@ -222,3 +220,26 @@ def test_first_conv_and_classifier_names(name: str) -> None:
         new = model.get_submodule(info.classifier)
     assert new is not head
     assert (new.out_features if isinstance(new, nn.Linear) else new.out_channels) == 3
+
+
+def test_the_registry_does_not_import_the_models() -> None:
+    # the package imports the families, the families import the registry: never back
+    code = (
+        "import sys\n"
+        "from pocketvision.errors import PocketvisionError\n"
+        "import pocketvision.registry as registry\n"
+        "assert 'pocketvision.models' not in sys.modules\n"
+        "assert registry.list_models() == []\n"
+        "try:\n"
+        "    registry.create_model('resnet18')\n"
+        "except PocketvisionError as err:\n"
+        "    assert 'no model is registered yet' in str(err), err\n"
+        "else:\n"
+        "    raise AssertionError('an empty registry built a model')\n"
+        "from pocketvision import create_model\n"
+        "assert 'pocketvision.models' in sys.modules\n"
+        "assert type(create_model('resnet18')).__name__ == 'ResNet'\n"
+        "assert len(registry.list_models()) > 20\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr

@@ -399,9 +399,3 @@ def _wrap(text: str, indent: str = "") -> str:
         break_long_words=False,
         break_on_hyphens=False,
     )
-
-
-# Registers every family whenever the registry is used (the package __init__ is lazy so that
-# the NumPy-only pocketvision.scratch never imports torch). Placed last: the family files
-# import register_model from this, by then complete, module.
-import pocketvision.models  # noqa: E402, F401

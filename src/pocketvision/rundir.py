@@ -28,8 +28,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from pocketvision import create_model
 from pocketvision.errors import PocketvisionError
-from pocketvision.registry import create_model
 
 BEST = "checkpoints/best.safetensors"
 

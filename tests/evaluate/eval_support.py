@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 from sklearn.datasets import load_digits
 
-from pocketvision.registry import create_model
+from pocketvision import create_model
 from pocketvision.rundir import (
     BEST,
     ModelSpec,

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from pocketvision import create_model, list_models, model_info
 from pocketvision.errors import PocketvisionError
 from pocketvision.profile import runtimes
 from pocketvision.profile.counting import count_macs, count_params
@@ -33,7 +34,6 @@ from pocketvision.profile.measure import (
     peak_rss_mb,
     time_calls,
 )
-from pocketvision.registry import create_model, list_models, model_info
 
 # Every runtime: the GPU ones report "skipped" with the reason on a machine without CUDA.
 DEFAULT_RUNTIMES = tuple(runtimes.RUNTIMES)
