@@ -262,6 +262,7 @@ class NASNet(nn.Module):
         self,
         num_cells: int = 4,
         penultimate_filters: int = 1056,
+        *,
         num_classes: int = 1000,
         in_chans: int = 3,
         small_input: bool = False,

@@ -142,6 +142,7 @@ class ResNet(nn.Module):
         self,
         block: type[BasicBlock] | type[Bottleneck],
         stages: tuple[ResStage, ...],
+        *,
         num_classes: int = 1000,
         in_chans: int = 3,
         small_input: bool = False,
