@@ -17,8 +17,10 @@ _REGISTRY_NAMES = frozenset({"ModelInfo", "create_model", "list_models", "model_
 
 def __getattr__(name: str) -> Any:
     # Lazy (PEP 562): `import pocketvision.scratch` (NumPy only) must not pay for importing
-    # torch. The registry imports every model family itself, on first use.
+    # torch. The package imports the model families (they register themselves with the
+    # registry), so `from pocketvision import create_model` always sees the whole zoo.
     if name in _REGISTRY_NAMES:
+        importlib.import_module("pocketvision.models")
         return getattr(importlib.import_module("pocketvision.registry"), name)
     if name == "models":
         return importlib.import_module("pocketvision.models")

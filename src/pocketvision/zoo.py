@@ -6,8 +6,8 @@ from typing import Any
 
 import torch
 
+from pocketvision import create_model, list_models, model_info
 from pocketvision.profile.counting import count_macs, count_params
-from pocketvision.registry import create_model, list_models, model_info
 
 
 def zoo_rows(pattern: str | None = None) -> list[dict[str, Any]]:

@@ -14,9 +14,9 @@ import torch
 from PIL import Image
 from sklearn.datasets import load_digits
 
+from pocketvision import create_model
 from pocketvision.files import write_json
 from pocketvision.preprocess import Preprocessing
-from pocketvision.registry import create_model
 from pocketvision.rundir import BEST, ModelSpec, save_weights, write_run_files
 
 PREP = Preprocessing(input_size=(1, 32, 32), mean=(0.5,), std=(0.5,))

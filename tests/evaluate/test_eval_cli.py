@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from eval_support import CLASSES, DigitsRun, write_digit_file
 
+from pocketvision import create_model
 from pocketvision.cli import main
 from pocketvision.evaluate import evaluate
-from pocketvision.registry import create_model
 from pocketvision.rundir import BEST, save_weights
 
 

@@ -14,6 +14,7 @@ def conv_norm_act(
     out_chs: int,
     kernel_size: int = 3,
     stride: int = 1,
+    *,
     padding: int | None = None,
     groups: int = 1,
     norm_layer: LayerFactory | None = nn.BatchNorm2d,

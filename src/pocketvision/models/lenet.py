@@ -19,7 +19,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from pocketvision.registry import ModelInfo, register_model
+from pocketvision.registry import Family, Paper, register_model
 
 
 class ConvStage(NamedTuple):
@@ -80,23 +80,27 @@ class LeNet(nn.Module):
         self.classifier = nn.Linear(LENET5_F6, num_classes)
 
 
-@register_model(
-    ModelInfo(
-        name="lenet5",
-        family="LeNet",
-        paper="Gradient-Based Learning Applied to Document Recognition",
+LENET = Family(
+    name="LeNet",
+    model=LeNet,
+    paper=Paper(
+        "Gradient-Based Learning Applied to Document Recognition",
         authors="LeCun, Bottou, Bengio, Haffner",
         year=1998,
-        arxiv="",
-        table="Fig. 2 (modern form: full C3, average-pool subsampling, ReLU, linear output)",
-        input_size=(1, 32, 32),
-        params=61_706,
-        macs=416_520,
-        top1=None,
-        num_classes=10,
-        small_input="C1 gets padding 2, so 28x28 digits map to the paper's 28x28 C1 output.",
-    )
+    ),
+    small_input="C1 gets padding 2, so 28x28 digits map to the paper's 28x28 C1 output.",
+    first_conv="features.0",
+    classifier="classifier",
+    input_size=(1, 32, 32),
+    num_classes=10,
 )
-def lenet5(*, num_classes: int = 10, in_chans: int = 1, small_input: bool = False) -> LeNet:
-    """LeNet-5: 61,706 params and 416,520 MACs at 1x32x32 with 10 classes (Fig. 2)."""
-    return LeNet(num_classes=num_classes, in_chans=in_chans, small_input=small_input)
+
+register_model(
+    LENET,
+    "lenet5",
+    params=61_706,
+    macs=416_520,
+    top1=None,
+    table="Fig. 2 (modern form: full C3, average-pool subsampling, ReLU, linear output)",
+    note='The paper quotes "about 60,000" parameters.',
+)

@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from pocketvision.layers import ClassifierHead, conv_norm_act
-from pocketvision.registry import ModelInfo, register_model
+from pocketvision.registry import Family, Paper, register_model
 
 
 class DSStage(NamedTuple):
@@ -149,9 +149,20 @@ class MobileNetV1(nn.Module):
         self.head.reset(num_classes)
 
 
-_PAPER = "MobileNets: Efficient Convolutional Neural Networks for Mobile Vision Applications"
-_AUTHORS = "Howard, Zhu, Chen, Kalenichenko, Wang, Andreetto, Adam"
-_SMALL_INPUT = "The 3x3 stem conv has stride 1 instead of 2 (total stride 16 instead of 32)."
+MOBILENET_V1 = Family(
+    name="MobileNetV1",
+    model=MobileNetV1,
+    paper=Paper(
+        "MobileNets: Efficient Convolutional Neural Networks for Mobile Vision Applications",
+        authors="Howard, Zhu, Chen, Kalenichenko, Wang, Andreetto, Adam",
+        year=2017,
+        arxiv="1704.04861",
+    ),
+    small_input="The 3x3 stem conv has stride 1 instead of 2 (total stride 16 instead of 32).",
+    first_conv="stem.0",
+    classifier="head.fc",
+    options=("drop_rate",),
+)
 
 # The reference release's table (TF-slim mobilenet_v1.md, 2018-02-22 checkpoints): million
 # MACs for every (width, resolution). Our counts lie within 0.6M of these whole-million
@@ -166,139 +177,51 @@ RELEASE_MACS_M: dict[tuple[float, int], int] = {
     (0.25, 224): 41, (0.25, 192): 34, (0.25, 160): 21, (0.25, 128): 14,
 }  # fmt: skip
 
+_M = 1_000_000
 
-def _info(
-    name: str,
-    width: float,
-    params: int,
-    macs: int,
-    top1: float,
-    macs_at: tuple[tuple[int, int], ...],
-    table: str,
-) -> ModelInfo:
-    return ModelInfo(
-        name=name,
-        family="MobileNetV1",
-        paper=_PAPER,
-        authors=_AUTHORS,
-        year=2017,
-        arxiv="1704.04861",
-        table=table,
-        input_size=(3, 224, 224),
-        params=params,
-        macs=macs,
-        top1=top1,
-        macs_at=macs_at,
-        width_mult=width,
-        small_input=_SMALL_INPUT,
-    )
-
-
-def _build(
-    num_classes: int, in_chans: int, width_mult: float, small_input: bool, drop_rate: float
-) -> MobileNetV1:
-    return MobileNetV1(
-        num_classes=num_classes,
-        in_chans=in_chans,
-        width_mult=width_mult,
-        small_input=small_input,
-        drop_rate=drop_rate,
-    )
-
-
-@register_model(
-    _info(
-        "mobilenet_v1_100",
-        1.0,
-        4_231_976,
-        569_000_000,
-        70.6,
-        ((192, 418_000_000), (160, 290_000_000), (128, 186_000_000)),
-        "Tables 1, 6, 7",
-    )
+register_model(
+    MOBILENET_V1,
+    "mobilenet_v1_100",
+    width_mult=1.0,
+    params=4_231_976,
+    macs=569 * _M,
+    top1=70.6,
+    macs_at=((192, 418 * _M), (160, 290 * _M), (128, 186 * _M)),
+    table="Tables 1, 6, 7",
+    note='1.0 MobileNet-224: "4.2 Million" params in Table 6; the resolutions are Table 7\'s.',
 )
-def mobilenet_v1_100(
-    *,
-    num_classes: int = 1000,
-    in_chans: int = 3,
-    width_mult: float = 1.0,
-    small_input: bool = False,
-    drop_rate: float = 0.0,
-) -> MobileNetV1:
-    """1.0 MobileNet-224: 4,231,976 params ("4.2 Million", Table 6); 569M / 418M / 290M /
-    186M MACs at 224 / 192 / 160 / 128 px (Table 7); top-1 70.6."""
-    return _build(num_classes, in_chans, width_mult, small_input, drop_rate)
-
-
-@register_model(
-    _info(
-        "mobilenet_v1_075",
-        0.75,
-        2_585_560,
-        325_000_000,
-        68.4,
-        (),  # the paper gives 0.75 only at 224; the release's row is 2.6% off (see above)
-        "Tables 1, 6",
-    )
+register_model(
+    MOBILENET_V1,
+    "mobilenet_v1_075",
+    width_mult=0.75,
+    params=2_585_560,
+    macs=325 * _M,
+    top1=68.4,
+    macs_at=(),  # the paper gives 0.75 only at 224; the release's row is 2.6% off (see above)
+    table="Tables 1, 6",
+    note='0.75 MobileNet-224: "2.6 Million" params in Table 6.',
 )
-def mobilenet_v1_075(
-    *,
-    num_classes: int = 1000,
-    in_chans: int = 3,
-    width_mult: float = 0.75,
-    small_input: bool = False,
-    drop_rate: float = 0.0,
-) -> MobileNetV1:
-    """0.75 MobileNet-224: 2,585,560 params ("2.6 Million") and 325M MACs (Table 6); top-1
-    68.4."""
-    return _build(num_classes, in_chans, width_mult, small_input, drop_rate)
-
-
-@register_model(
-    _info(
-        "mobilenet_v1_050",
-        0.5,
-        1_331_592,
-        149_000_000,
-        63.7,
-        ((192, 110_000_000), (160, 76_000_000), (128, 49_000_000)),
-        "Tables 1, 6, 8 (160 px); 192 and 128 px from the reference release",
-    )
+register_model(
+    MOBILENET_V1,
+    "mobilenet_v1_050",
+    width_mult=0.5,
+    params=1_331_592,
+    macs=149 * _M,
+    top1=63.7,
+    macs_at=((192, 110 * _M), (160, 76 * _M), (128, 49 * _M)),
+    table="Tables 1, 6, 8 (160 px); 192 and 128 px from the reference release",
+    note='0.5 MobileNet-224: "1.3 Million" params in Table 6 ("1.32" at 160 px, Table 8).',
 )
-def mobilenet_v1_050(
-    *,
-    num_classes: int = 1000,
-    in_chans: int = 3,
-    width_mult: float = 0.5,
-    small_input: bool = False,
-    drop_rate: float = 0.0,
-) -> MobileNetV1:
-    """0.5 MobileNet-224: 1,331,592 params ("1.3 Million") and 149M MACs (Table 6); 76M MACs
-    at 160 px (Table 8, which truncates the params to "1.32"); top-1 63.7."""
-    return _build(num_classes, in_chans, width_mult, small_input, drop_rate)
-
-
-@register_model(
-    _info(
-        "mobilenet_v1_025",
-        0.25,
-        470_072,
-        41_000_000,
-        50.6,
-        # 160 px from the release; 128 px (14M, rounded from 13.6M) is 3% off by rounding
-        # alone and 192 px is the release's typo, so both are held to the release in tests.
-        ((160, 21_000_000),),
-        "Tables 1, 6; 160 px from the reference release",
-    )
+register_model(
+    MOBILENET_V1,
+    "mobilenet_v1_025",
+    width_mult=0.25,
+    params=470_072,
+    macs=41 * _M,
+    top1=50.6,
+    # 160 px from the release; 128 px (14M, rounded from 13.6M) is 3% off by rounding
+    # alone and 192 px is the release's typo, so both are held to the release in tests.
+    macs_at=((160, 21 * _M),),
+    table="Tables 1, 6; 160 px from the reference release",
+    note='0.25 MobileNet-224: "0.5 Million" params in Table 6.',
 )
-def mobilenet_v1_025(
-    *,
-    num_classes: int = 1000,
-    in_chans: int = 3,
-    width_mult: float = 0.25,
-    small_input: bool = False,
-    drop_rate: float = 0.0,
-) -> MobileNetV1:
-    """0.25 MobileNet-224: 470,072 params ("0.5 Million") and 41M MACs (Table 6); top-1
-    50.6."""
-    return _build(num_classes, in_chans, width_mult, small_input, drop_rate)

@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from pocketvision.layers import ClassifierHead, conv_norm_act, make_divisible
-from pocketvision.registry import ModelInfo, register_model
+from pocketvision.registry import Family, Paper, register_model
 
 
 class IRStage(NamedTuple):
@@ -151,11 +151,22 @@ class MobileNetV2(nn.Module):
         self.head.reset(num_classes)
 
 
-_PAPER = "MobileNetV2: Inverted Residuals and Linear Bottlenecks"
-_AUTHORS = "Sandler, Howard, Zhu, Zhmoginov, Chen"
-_SMALL_INPUT = (
-    "The 3x3 stem conv has stride 1 instead of 2 (total stride 16 instead of 32), so a 28x28 "
-    "input ends in a 2x2 map, not 1x1."
+MOBILENET_V2 = Family(
+    name="MobileNetV2",
+    model=MobileNetV2,
+    paper=Paper(
+        "MobileNetV2: Inverted Residuals and Linear Bottlenecks",
+        authors="Sandler, Howard, Zhu, Zhmoginov, Chen",
+        year=2018,
+        arxiv="1801.04381",
+    ),
+    small_input=(
+        "The 3x3 stem conv has stride 1 instead of 2 (total stride 16 instead of 32), so a "
+        "28x28 input ends in a 2x2 map, not 1x1."
+    ),
+    first_conv="stem.0",
+    classifier="head.fc",
+    options=("drop_rate",),
 )
 
 # The reference release's table (TF-slim nets/mobilenet/README.md): million MACs per
@@ -175,166 +186,70 @@ RELEASE_MACS_M: dict[tuple[float, int], int] = {
 RELEASE_PARAMS_M: dict[float, float] = {1.4: 6.06, 1.0: 3.47, 0.75: 2.61, 0.5: 1.95, 0.35: 1.66}
 
 
-def _info(
-    name: str,
-    width: float,
-    params: int,
-    macs: int,
-    top1: float,
-    macs_at: tuple[tuple[int, int], ...],
-    table: str,
-) -> ModelInfo:
-    return ModelInfo(
-        name=name,
-        family="MobileNetV2",
-        paper=_PAPER,
-        authors=_AUTHORS,
-        year=2018,
-        arxiv="1801.04381",
-        table=table,
-        input_size=(3, 224, 224),
-        params=params,
-        macs=macs,
-        top1=top1,
-        macs_at=macs_at,
-        width_mult=width,
-        small_input=_SMALL_INPUT,
-    )
-
-
-def _build(
-    num_classes: int, in_chans: int, width_mult: float, small_input: bool, drop_rate: float
-) -> MobileNetV2:
-    return MobileNetV2(
-        num_classes=num_classes,
-        in_chans=in_chans,
-        width_mult=width_mult,
-        small_input=small_input,
-        drop_rate=drop_rate,
-    )
+def _release(width: float) -> str:
+    """The release's weights-only count for ``width`` (from RELEASE_PARAMS_M), as a note."""
+    return f'Reference release: "{RELEASE_PARAMS_M[width]}" M weights (no BN, 1001 classes).'
 
 
 _M = 1_000_000
+_FIG5 = "Table 2, Fig. 5; figures from the reference release"
 
-
-@register_model(
-    _info(
-        "mobilenet_v2_140",
-        1.4,
-        6_108_776,
-        585 * _M,
-        74.7,
-        (),  # the release gives 1.4 only at 224 (582M)
-        "Tables 2, 4",
-    )
+register_model(
+    MOBILENET_V2,
+    "mobilenet_v2_140",
+    width_mult=1.4,
+    params=6_108_776,
+    macs=585 * _M,
+    top1=74.7,
+    macs_at=(),  # the release gives 1.4 only at 224
+    table="Tables 2, 4",
+    note=f"{_release(1.4)} It prints {RELEASE_MACS_M[1.4, 224]}M MACs. Table 4's "
+    '"6.9M" params fits no count of this network.',
 )
-def mobilenet_v2_140(
-    *,
-    num_classes: int = 1000,
-    in_chans: int = 3,
-    width_mult: float = 1.4,
-    small_input: bool = False,
-    drop_rate: float = 0.2,
-) -> MobileNetV2:
-    """MobileNetV2 (1.4): 6,108,776 params, 585M MACs (Table 4; release: 582M, "6.06" M
-    weights). Table 4's "6.9M" params fits no count of this network; top-1 74.7."""
-    return _build(num_classes, in_chans, width_mult, small_input, drop_rate)
-
-
-@register_model(
-    _info(
-        "mobilenet_v2_100",
-        1.0,
-        3_504_872,
-        300 * _M,
-        72.0,
-        ((192, 221 * _M), (160, 154 * _M), (128, 99 * _M), (96, 56 * _M)),
-        "Tables 2, 4; 192-96 px from the reference release",
-    )
+register_model(
+    MOBILENET_V2,
+    "mobilenet_v2_100",
+    width_mult=1.0,
+    params=3_504_872,
+    macs=300 * _M,
+    top1=72.0,
+    macs_at=((192, 221 * _M), (160, 154 * _M), (128, 99 * _M), (96, 56 * _M)),
+    table="Tables 2, 4; 192-96 px from the reference release",
+    note=f'{_release(1.0)} Table 4\'s "3.4M" is 3,472,041 such weights, truncated.',
 )
-def mobilenet_v2_100(
-    *,
-    num_classes: int = 1000,
-    in_chans: int = 3,
-    width_mult: float = 1.0,
-    small_input: bool = False,
-    drop_rate: float = 0.2,
-) -> MobileNetV2:
-    """MobileNetV2: 3,504,872 params ("3.4M" in Table 4 counts 3,472,041 weights without BN,
-    truncated), 300M MACs; 221M / 154M / 99M / 56M at 192 / 160 / 128 / 96 px; top-1 72.0."""
-    return _build(num_classes, in_chans, width_mult, small_input, drop_rate)
-
-
-@register_model(
-    _info(
-        "mobilenet_v2_075",
-        0.75,
-        2_636_424,
-        209 * _M,
-        69.8,
-        ((192, 153 * _M), (160, 107 * _M), (128, 69 * _M), (96, 39 * _M)),
-        "Table 2, Fig. 5; figures from the reference release",
-    )
+register_model(
+    MOBILENET_V2,
+    "mobilenet_v2_075",
+    width_mult=0.75,
+    params=2_636_424,
+    macs=209 * _M,
+    top1=69.8,
+    macs_at=((192, 153 * _M), (160, 107 * _M), (128, 69 * _M), (96, 39 * _M)),
+    table=_FIG5,
+    note=_release(0.75),
 )
-def mobilenet_v2_075(
-    *,
-    num_classes: int = 1000,
-    in_chans: int = 3,
-    width_mult: float = 0.75,
-    small_input: bool = False,
-    drop_rate: float = 0.2,
-) -> MobileNetV2:
-    """MobileNetV2 0.75: 2,636,424 params (release: "2.61" M weights), 209M MACs; 153M / 107M
-    / 69M / 39M at 192 / 160 / 128 / 96 px; top-1 69.8."""
-    return _build(num_classes, in_chans, width_mult, small_input, drop_rate)
-
-
-@register_model(
-    _info(
-        "mobilenet_v2_050",
-        0.5,
-        1_968_680,
-        97 * _M,
-        65.4,
-        # 96 px (18M, truncated from 18.9M) is checked against the release in the tests
-        ((192, 71 * _M), (160, 50 * _M), (128, 32 * _M)),
-        "Table 2, Fig. 5; figures from the reference release",
-    )
+register_model(
+    MOBILENET_V2,
+    "mobilenet_v2_050",
+    width_mult=0.5,
+    params=1_968_680,
+    macs=97 * _M,
+    top1=65.4,
+    # 96 px (18M, truncated from 18.9M) is checked against the release in the tests
+    macs_at=((192, 71 * _M), (160, 50 * _M), (128, 32 * _M)),
+    table=_FIG5,
+    note=_release(0.5),
 )
-def mobilenet_v2_050(
-    *,
-    num_classes: int = 1000,
-    in_chans: int = 3,
-    width_mult: float = 0.5,
-    small_input: bool = False,
-    drop_rate: float = 0.2,
-) -> MobileNetV2:
-    """MobileNetV2 0.5: 1,968,680 params (release: "1.95" M weights), 97M MACs; 71M / 50M /
-    32M / 18M at 192 / 160 / 128 / 96 px; top-1 65.4."""
-    return _build(num_classes, in_chans, width_mult, small_input, drop_rate)
-
-
-@register_model(
-    _info(
-        "mobilenet_v2_035",
-        0.35,
-        1_677_128,
-        59 * _M,
-        60.3,
-        # 192, 160 and 96 px (43M, 30M, 11M) are truncated by more than 2%; the tests hold
-        # them to the release
-        ((128, 20 * _M),),
-        "Table 2, Fig. 5; figures from the reference release",
-    )
+register_model(
+    MOBILENET_V2,
+    "mobilenet_v2_035",
+    width_mult=0.35,
+    params=1_677_128,
+    macs=59 * _M,
+    top1=60.3,
+    # 192, 160 and 96 px (43M, 30M, 11M) are truncated by more than 2%; the tests hold
+    # them to the release
+    macs_at=((128, 20 * _M),),
+    table=_FIG5,
+    note=f"{_release(0.35)} The stem is 16 wide, not 8.",
 )
-def mobilenet_v2_035(
-    *,
-    num_classes: int = 1000,
-    in_chans: int = 3,
-    width_mult: float = 0.35,
-    small_input: bool = False,
-    drop_rate: float = 0.2,
-) -> MobileNetV2:
-    """MobileNetV2 0.35: 1,677,128 params (release: "1.66" M weights), 59M MACs; 43M / 30M /
-    20M / 11M at 192 / 160 / 128 / 96 px; top-1 60.3. The stem is 16 wide, not 8."""
-    return _build(num_classes, in_chans, width_mult, small_input, drop_rate)

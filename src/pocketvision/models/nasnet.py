@@ -2,7 +2,7 @@
 
 Zoph, Vasudevan, Shlens, Le. "Learning Transferable Architectures for Scalable Image
 Recognition". CVPR 2018, arXiv:1707.07012. Reproduces Table 3's NASNet-A (4 @ 1056), the
-"mobile" model: 5,289,978 params (the paper prints 5.3M), 564M MACs at 224 px, top-1 74.0.
+"mobile" model (its numbers are in its registration at the end of this file).
 
 "N @ P" means N normal cells per stack and P filters in the penultimate layer; a normal cell
 concatenates 6 branches of F filters, so F = P / 24 = 44 in the first stack, doubled after each
@@ -41,7 +41,7 @@ import torch
 from torch import nn
 
 from pocketvision.layers import ClassifierHead
-from pocketvision.registry import ModelInfo, register_model
+from pocketvision.registry import Family, Paper, register_model
 
 BatchNorm = partial(nn.BatchNorm2d, eps=1e-3)  # TF-slim's epsilon
 
@@ -262,6 +262,7 @@ class NASNet(nn.Module):
         self,
         num_cells: int = 4,
         penultimate_filters: int = 1056,
+        *,
         num_classes: int = 1000,
         in_chans: int = 3,
         small_input: bool = False,
@@ -331,42 +332,32 @@ class NASNet(nn.Module):
         self.head.reset(num_classes)
 
 
-@register_model(
-    ModelInfo(
-        name="nasnet_a_mobile",
-        family="NASNet",
-        paper="Learning Transferable Architectures for Scalable Image Recognition",
+NASNET_A = Family(
+    name="NASNet",
+    model=NASNet,
+    paper=Paper(
+        "Learning Transferable Architectures for Scalable Image Recognition",
         authors="Zoph, Vasudevan, Shlens, Le",
         year=2018,
         arxiv="1707.07012",
-        table="Table 3, NASNet-A (4 @ 1056); cells of Fig. 4",
-        input_size=(3, 224, 224),
-        params=5_289_978,
-        macs=564_000_000,
-        top1=74.0,
-        small_input=(
-            "The stem conv has stride 1 and padding 1 instead of stride 2 'valid'; both stem "
-            "reduction cells stay (total stride 16: 28x28 in, 2x2 into the pool; params "
-            "unchanged)."
-        ),
-    )
+    ),
+    small_input=(
+        "The stem conv has stride 1 and padding 1 instead of stride 2 'valid'; both stem "
+        "reduction cells stay (total stride 16: 28x28 in, 2x2 into the pool; params "
+        "unchanged)."
+    ),
+    first_conv="stem.0",
+    classifier="head.fc",
+    options=("drop_rate", "num_cells", "penultimate_filters"),
 )
-def nasnet_a_mobile(
-    *,
-    num_classes: int = 1000,
-    in_chans: int = 3,
-    small_input: bool = False,
-    drop_rate: float = 0.5,
-    num_cells: int = 4,
-    penultimate_filters: int = 1056,
-) -> NASNet:
-    """NASNet-A (4 @ 1056): 5,289,978 params ("5.3M"), 564M MACs at 224 px, top-1 74.0
-    (Table 3). ``num_cells`` and ``penultimate_filters`` build other "N @ P" sizes."""
-    return NASNet(
-        num_cells=num_cells,
-        penultimate_filters=penultimate_filters,
-        num_classes=num_classes,
-        in_chans=in_chans,
-        small_input=small_input,
-        drop_rate=drop_rate,
-    )
+
+register_model(
+    NASNET_A,
+    "nasnet_a_mobile",
+    params=5_289_978,
+    macs=564_000_000,
+    top1=74.0,
+    table="Table 3, NASNet-A (4 @ 1056); cells of Fig. 4",
+    note='Table 3 prints "5.3M" params. num_cells and penultimate_filters build other '
+    '"N @ P" sizes.',
+)

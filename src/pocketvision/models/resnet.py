@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from pocketvision.layers import ClassifierHead, conv_norm_act
-from pocketvision.registry import ModelInfo, register_model
+from pocketvision.registry import Family, Paper, register_model
 
 LayerFactory = Callable[..., nn.Module]
 SELayer = Callable[[int], nn.Module]
@@ -142,6 +142,7 @@ class ResNet(nn.Module):
         self,
         block: type[BasicBlock] | type[Bottleneck],
         stages: tuple[ResStage, ...],
+        *,
         num_classes: int = 1000,
         in_chans: int = 3,
         small_input: bool = False,
@@ -199,40 +200,42 @@ class ResNet(nn.Module):
         self.head.reset(num_classes)
 
 
-_PAPER = "Deep Residual Learning for Image Recognition"
-SMALL_INPUT = (
-    "conv1 becomes 3x3 stride 1 (64 filters, padding 1) and the 3x3/2 max-pool is removed, "
-    "as in the CIFAR ResNets: 28 px inputs reach conv5_x at 4x4."
-)
-
-
-def _info(name: str, params: int, macs: int, top1: float) -> ModelInfo:
-    return ModelInfo(
-        name=name,
-        family="ResNet",
-        paper=_PAPER,
+RESNET = Family(
+    name="ResNet",
+    model=ResNet,
+    paper=Paper(
+        "Deep Residual Learning for Image Recognition",
         authors="He, Zhang, Ren, Sun",
         year=2015,
         arxiv="1512.03385",
-        table="Table 1 (torchvision v1.5: stride on the bottleneck 3x3)",
-        input_size=(3, 224, 224),
-        params=params,
-        macs=macs,
-        top1=top1,
-        small_input=SMALL_INPUT,
-    )
+    ),
+    small_input=(
+        "conv1 becomes 3x3 stride 1 (64 filters, padding 1) and the 3x3/2 max-pool is removed, "
+        "as in the CIFAR ResNets: 28 px inputs reach conv5_x at 4x4."
+    ),
+    first_conv="conv1.0",
+    classifier="head.fc",
+)
+_TABLE = "Table 1 (torchvision v1.5: stride on the bottleneck 3x3)"
 
-
-@register_model(_info("resnet18", 11_689_512, 1_810_000_000, 69.8))
-def resnet18(*, num_classes: int = 1000, in_chans: int = 3, small_input: bool = False) -> ResNet:
-    """ResNet-18: 11,689,512 params, 1.81G MACs at 224 px, top-1 69.8% (torchvision)."""
-    return ResNet(BasicBlock, RESNET18_STAGES, num_classes, in_chans, small_input)
-
-
-@register_model(_info("resnet50", 25_557_032, 4_090_000_000, 76.1))
-def resnet50(*, num_classes: int = 1000, in_chans: int = 3, small_input: bool = False) -> ResNet:
-    """ResNet-50 v1.5: 25,557,032 params, 4.09G MACs at 224 px, top-1 76.1% (torchvision).
-
-    The paper's v1 (stride on the first 1x1) has the same params and 3.86G MACs.
-    """
-    return ResNet(Bottleneck, RESNET50_STAGES, num_classes, in_chans, small_input)
+register_model(
+    RESNET,
+    "resnet18",
+    {"block": BasicBlock, "stages": RESNET18_STAGES},
+    params=11_689_512,
+    macs=1_810_000_000,
+    top1=69.8,
+    table=_TABLE,
+    note="Top-1 is torchvision's.",
+)
+register_model(
+    RESNET,
+    "resnet50",
+    {"block": Bottleneck, "stages": RESNET50_STAGES},
+    params=25_557_032,
+    macs=4_090_000_000,
+    top1=76.1,
+    table=_TABLE,
+    note="Top-1 is torchvision's. The paper's v1 (stride on the first 1x1) has the same "
+    "params and 3.86G MACs.",
+)

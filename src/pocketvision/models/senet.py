@@ -13,8 +13,8 @@ is what gives 3.86G MACs for the base net (4.09G for v1.5).
 
 Table 3 adds SE to two mobile nets: 1.0 MobileNet-224 (SE after every depthwise separable
 block's pointwise BN+ReLU) and ShuffleNet 1x (g = 3) (SE on each unit's branch after its
-last BN, before the add or concat). The table truncates parameters (4.7M, 2.4M); a faithful
-build has 4,718,044 and 2,484,533, which is what we record. Its MACs (572M, 142M) count
+last BN, before the add or concat). The table truncates parameters (4.7M, 2.4M); we record
+the exact counts of a faithful build. Its MACs (572M, 142M) count
 more than conv + linear layers: each SE's rescale also costs one multiply per element. Our
 conv + linear counts give the SE blocks 0.48M and 0.61M MACs; adding one multiply per
 rescaled element (2.71M, 1.60M) gives the increments Table 3 shows over the base nets
@@ -29,124 +29,66 @@ conv + linear count.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from pocketvision.layers import SqueezeExcite
-from pocketvision.models.mobilenet_v1 import MobileNetV1
-from pocketvision.models.resnet import RESNET50_STAGES, Bottleneck, ResNet
-from pocketvision.models.resnet import SMALL_INPUT as RESNET_SMALL_INPUT
-from pocketvision.models.shufflenet_v1 import ShuffleNetV1
-from pocketvision.registry import ModelInfo, model_info, register_model
+from pocketvision.models.mobilenet_v1 import MOBILENET_V1
+from pocketvision.models.resnet import RESNET, RESNET50_STAGES, Bottleneck
+from pocketvision.models.shufflenet_v1 import SHUFFLENET_V1
+from pocketvision.registry import Paper, register_model
 
-_PAPER = "Squeeze-and-Excitation Networks"
-_AUTHORS = "Hu, Shen, Albanie, Sun, Wu"
-
-
-@register_model(
-    ModelInfo(
-        name="se_resnet50",
-        family="SENet",
-        paper=_PAPER,
-        authors=_AUTHORS,
-        year=2018,
-        arxiv="1709.01507",
-        table="Table 2 (numbers), Table 10 (layout); ResNet v1 stride placement",
-        input_size=(3, 224, 224),
-        params=28_088_024,
-        macs=3_860_000_000,
-        top1=76.7,
-        small_input=RESNET_SMALL_INPUT,
-    )
+HU_2018 = Paper(
+    "Squeeze-and-Excitation Networks",
+    authors="Hu, Shen, Albanie, Sun, Wu",
+    year=2018,
+    arxiv="1709.01507",
 )
-def se_resnet50(*, num_classes: int = 1000, in_chans: int = 3, small_input: bool = False) -> ResNet:
-    """SE-ResNet-50: 28,088,024 params, 3.86G MACs at 224 px, top-1 76.7% (Table 2: 23.29% error).
+# Each SE network is its base family (class, small_input, options, layer names) with SENet's
+# paper and name and se_layer=SqueezeExcite fixed.
+SE_RESNET = replace(RESNET, name="SENet", paper=HU_2018)
+SE_MOBILENET_V1 = replace(MOBILENET_V1, name="SENet", paper=HU_2018)
+SE_SHUFFLENET_V1 = replace(SHUFFLENET_V1, name="SENet", paper=HU_2018)
 
-    ResNet-50 v1 (stride on the first 1x1) with SE (reduction 16) in every bottleneck.
-    """
-    return ResNet(
-        Bottleneck,
-        RESNET50_STAGES,
-        num_classes,
-        in_chans,
-        small_input,
-        stride_in_1x1=True,
-        se_layer=SqueezeExcite,
-    )
-
-
-@register_model(
-    ModelInfo(
-        name="se_mobilenet_v1_100",
-        family="SENet",
-        paper=_PAPER,
-        authors=_AUTHORS,
-        year=2018,
-        arxiv="1709.01507",
-        table="Table 3 (SE-MobileNet: 1.0 MobileNet-224 with SE after every block)",
-        input_size=(3, 224, 224),
-        params=4_718_044,
-        macs=572_000_000,
-        top1=74.7,
-        width_mult=1.0,
-        small_input=model_info("mobilenet_v1_100").small_input,
-    )
+register_model(
+    SE_RESNET,
+    "se_resnet50",
+    {
+        "block": Bottleneck,
+        "stages": RESNET50_STAGES,
+        "stride_in_1x1": True,
+        "se_layer": SqueezeExcite,
+    },
+    params=28_088_024,
+    macs=3_860_000_000,
+    top1=76.7,
+    table="Table 2 (numbers), Table 10 (layout); ResNet v1 stride placement",
+    note="Table 2 gives top-1 error 23.29%. ResNet-50 v1 (stride on the first 1x1) with SE "
+    "(reduction 16) in every bottleneck.",
 )
-def se_mobilenet_v1_100(
-    *,
-    num_classes: int = 1000,
-    in_chans: int = 3,
-    width_mult: float = 1.0,
-    small_input: bool = False,
-    drop_rate: float = 0.0,
-) -> MobileNetV1:
-    """SE-MobileNet: 4,718,044 params (Table 3 truncates to 4.7M), 572M MACs, top-1 74.7.
-
-    Our conv + linear count is 569.2M; the paper's +3M over MobileNet includes the SE
-    rescale's per-element multiplies (see the module docstring).
-    """
-    return MobileNetV1(
-        num_classes=num_classes,
-        in_chans=in_chans,
-        width_mult=width_mult,
-        small_input=small_input,
-        drop_rate=drop_rate,
-        se_layer=SqueezeExcite,
-    )
-
-
-@register_model(
-    ModelInfo(
-        name="se_shufflenet_v1_g3_100",
-        family="SENet",
-        paper=_PAPER,
-        authors=_AUTHORS,
-        year=2018,
-        arxiv="1709.01507",
-        table="Table 3 (SE-ShuffleNet 1x, g = 3: SE on every unit's branch)",
-        input_size=(3, 224, 224),
-        params=2_484_533,
-        macs=139_000_000,
-        top1=69.0,
-        width_mult=1.0,
-        small_input=model_info("shufflenet_v1_g3_100").small_input,
-    )
+register_model(
+    SE_MOBILENET_V1,
+    "se_mobilenet_v1_100",
+    {"se_layer": SqueezeExcite},
+    width_mult=1.0,
+    params=4_718_044,
+    macs=572_000_000,
+    top1=74.7,
+    table="Table 3 (SE-MobileNet: 1.0 MobileNet-224 with SE after every block)",
+    note="Table 3 truncates the params to 4.7M. Our conv + linear count is 569.2M MACs; the "
+    "paper's +3M over MobileNet includes the SE rescale's per-element multiplies (see "
+    "pocketvision.models.senet).",
 )
-def se_shufflenet_v1_g3_100(
-    *,
-    num_classes: int = 1000,
-    in_chans: int = 3,
-    width_mult: float = 1.0,
-    small_input: bool = False,
-) -> ShuffleNetV1:
-    """SE-ShuffleNet 1x (g = 3): 2,484,533 params (Table 3 truncates to 2.4M), top-1 69.0.
-
-    MACs: Table 3 prints 142M, counting the SE rescale's multiplies and starting from a 140M
-    base (Zhang et al.'s round figure for 1x) that their Table 1 puts at 137M; on the conv +
-    linear basis that is 139M, which we record (our count is 138.1M; see the module docstring).
-    """
-    return ShuffleNetV1(
-        3,
-        width_mult,
-        num_classes=num_classes,
-        in_chans=in_chans,
-        small_input=small_input,
-        se_layer=SqueezeExcite,
-    )
+register_model(
+    SE_SHUFFLENET_V1,
+    "se_shufflenet_v1_g3_100",
+    {"groups": 3, "se_layer": SqueezeExcite},
+    width_mult=1.0,
+    params=2_484_533,
+    macs=139_000_000,
+    top1=69.0,
+    table="Table 3 (SE-ShuffleNet 1x, g = 3: SE on every unit's branch)",
+    note="Table 3 truncates the params to 2.4M and prints 142M MACs, counting the SE "
+    "rescale's multiplies and starting from a 140M base (Zhang et al.'s round figure for 1x) "
+    "that their Table 1 puts at 137M; on the conv + linear basis that is the 139M recorded "
+    "(our count is 138.1M; see pocketvision.models.senet).",
+)

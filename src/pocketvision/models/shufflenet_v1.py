@@ -17,21 +17,11 @@ ShuffleNet units, the first of each at stride 2 -> global pool -> FC. A unit (Fi
 
 Stage 2's first 1x1 is not grouped: its input has only 24 channels (Sec. 3.3).
 
-Numbers (1000 classes, biased FC, 224 px; params counted here, exact; MACs are the paper's,
-which our counts match within 2%):
-
-    g=1 1x     1,531,936 params, 143M MACs (Table 1), top-1 66.4 (Table 2)
-    g=2 1x     1,733,848 params, 140M MACs, top-1 67.3
-    g=3 1x     1,865,728 params, 137M MACs, top-1 67.4
-    g=4 1x     1,968,344 params, 133M MACs, top-1 67.2
-    g=8 1x     2,434,768 params, 137M MACs, top-1 67.6
-    g=3 0.5x     718,324 params,  38M MACs (Table 2), top-1 56.8; release: 38M, 0.7M
-    g=3 1.5x   3,442,168 params, 292M MACs (Table 5), top-1 71.5; release: 292M, 3.4M
-    g=3 2x     5,450,776 params, 524M MACs (Table 5), top-1 73.7; release: 524M, 5.4M
-
-The paper gives no parameter counts for the scaled models; theirs are what the rules in
-:func:`shufflenet_v1_stages` build, and they round to the release's published 0.7M / 3.4M /
-5.4M (the release's FC has no bias: 480 / 1440 / 1920 fewer).
+Params are counted here, exact (1000 classes, biased FC, 224 px); MACs are the paper's, which
+our counts match within 2%. The paper gives no parameter counts for the scaled models; theirs
+are what the rules in :func:`shufflenet_v1_stages` build, and they round to the release's
+published figures (the release's FC has no bias: 480 / 1440 / 1920 fewer). Each variant's
+numbers are written once, in its registration at the end of this file.
 """
 
 from __future__ import annotations
@@ -44,7 +34,7 @@ import torch
 from torch import nn
 
 from pocketvision.layers import ChannelShuffle, ClassifierHead, conv_norm_act, make_divisible
-from pocketvision.registry import ModelInfo, register_model
+from pocketvision.registry import Family, Paper, register_model
 
 SELayer = Callable[[int], nn.Module]
 
@@ -217,156 +207,72 @@ def shufflenet_v1(
     )
 
 
-_SMALL_INPUT = (
-    "conv1 at stride 1 and no max-pool (4x less downsampling; 28 px reach Stage 4 at 4x4)."
-)
-
-
-def _info(
-    name: str, width_mult: float, params: int, macs: int, top1: float, table: str
-) -> ModelInfo:
-    return ModelInfo(
-        name=name,
-        family="ShuffleNetV1",
-        paper="ShuffleNet: An Extremely Efficient Convolutional Neural Network for Mobile Devices",
+SHUFFLENET_V1 = Family(
+    name="ShuffleNetV1",
+    model=ShuffleNetV1,
+    paper=Paper(
+        "ShuffleNet: An Extremely Efficient Convolutional Neural Network for Mobile Devices",
         authors="Zhang, Zhou, Lin, Sun",
         year=2017,
         arxiv="1707.01083",
-        table=table,
-        input_size=(3, 224, 224),
+    ),
+    small_input=(
+        "conv1 at stride 1 and no max-pool (4x less downsampling; 28 px reach Stage 4 at 4x4)."
+    ),
+    first_conv="stem.0.0",
+    classifier="head.fc",
+)
+_M = 1_000_000
+
+# Table 1's 1x networks, one per g: (name, g, params, MACs, top-1 of Table 2)
+for name, groups, params, macs, top1 in (
+    ("shufflenet_v1_g1_100", 1, 1_531_936, 143 * _M, 66.4),
+    ("shufflenet_v1_g2_100", 2, 1_733_848, 140 * _M, 67.3),
+    ("shufflenet_v1_g3_100", 3, 1_865_728, 137 * _M, 67.4),
+    ("shufflenet_v1_g4_100", 4, 1_968_344, 133 * _M, 67.2),
+    ("shufflenet_v1_g8_100", 8, 2_434_768, 137 * _M, 67.6),
+):
+    register_model(
+        SHUFFLENET_V1,
+        name,
+        {"groups": groups},
+        width_mult=1.0,
         params=params,
         macs=macs,
         top1=top1,
-        width_mult=width_mult,
-        small_input=_SMALL_INPUT,
+        table="Table 1 (complexity), Table 2 (top-1)",
     )
 
-
-_TABLE1 = "Table 1 (complexity), Table 2 (top-1)"
-
-
-@register_model(_info("shufflenet_v1_g1_100", 1.0, 1_531_936, 143_000_000, 66.4, _TABLE1))
-def shufflenet_v1_g1_100(
-    *,
-    num_classes: int = 1000,
-    in_chans: int = 3,
-    width_mult: float = 1.0,
-    small_input: bool = False,
-) -> ShuffleNetV1:
-    """ShuffleNet 1x (g = 1): 1,531,936 params, 143M MACs, top-1 66.4 (Tables 1-2)."""
-    return ShuffleNetV1(
-        1, width_mult, num_classes=num_classes, in_chans=in_chans, small_input=small_input
-    )
-
-
-@register_model(_info("shufflenet_v1_g2_100", 1.0, 1_733_848, 140_000_000, 67.3, _TABLE1))
-def shufflenet_v1_g2_100(
-    *,
-    num_classes: int = 1000,
-    in_chans: int = 3,
-    width_mult: float = 1.0,
-    small_input: bool = False,
-) -> ShuffleNetV1:
-    """ShuffleNet 1x (g = 2): 1,733,848 params, 140M MACs, top-1 67.3 (Tables 1-2)."""
-    return ShuffleNetV1(
-        2, width_mult, num_classes=num_classes, in_chans=in_chans, small_input=small_input
-    )
-
-
-@register_model(_info("shufflenet_v1_g3_100", 1.0, 1_865_728, 137_000_000, 67.4, _TABLE1))
-def shufflenet_v1_g3_100(
-    *,
-    num_classes: int = 1000,
-    in_chans: int = 3,
-    width_mult: float = 1.0,
-    small_input: bool = False,
-) -> ShuffleNetV1:
-    """ShuffleNet 1x (g = 3): 1,865,728 params, 137M MACs, top-1 67.4 (Tables 1-2)."""
-    return ShuffleNetV1(
-        3, width_mult, num_classes=num_classes, in_chans=in_chans, small_input=small_input
-    )
-
-
-@register_model(_info("shufflenet_v1_g4_100", 1.0, 1_968_344, 133_000_000, 67.2, _TABLE1))
-def shufflenet_v1_g4_100(
-    *,
-    num_classes: int = 1000,
-    in_chans: int = 3,
-    width_mult: float = 1.0,
-    small_input: bool = False,
-) -> ShuffleNetV1:
-    """ShuffleNet 1x (g = 4): 1,968,344 params, 133M MACs, top-1 67.2 (Tables 1-2)."""
-    return ShuffleNetV1(
-        4, width_mult, num_classes=num_classes, in_chans=in_chans, small_input=small_input
-    )
-
-
-@register_model(_info("shufflenet_v1_g8_100", 1.0, 2_434_768, 137_000_000, 67.6, _TABLE1))
-def shufflenet_v1_g8_100(
-    *,
-    num_classes: int = 1000,
-    in_chans: int = 3,
-    width_mult: float = 1.0,
-    small_input: bool = False,
-) -> ShuffleNetV1:
-    """ShuffleNet 1x (g = 8): 2,434,768 params, 137M MACs, top-1 67.6 (Tables 1-2)."""
-    return ShuffleNetV1(
-        8, width_mult, num_classes=num_classes, in_chans=in_chans, small_input=small_input
-    )
-
-
-@register_model(
-    _info("shufflenet_v1_g3_050", 0.5, 718_324, 38_000_000, 56.8, "Table 2 (conv1 12, release)")
+register_model(
+    SHUFFLENET_V1,
+    "shufflenet_v1_g3_050",
+    {"groups": 3},
+    width_mult=0.5,
+    params=718_324,
+    macs=38 * _M,
+    top1=56.8,
+    table="Table 2 (conv1 12, release)",
+    note="The release prints 38M MACs and 0.7M params (conv1 12, stages 120/240/480).",
 )
-def shufflenet_v1_g3_050(
-    *,
-    num_classes: int = 1000,
-    in_chans: int = 3,
-    width_mult: float = 0.5,
-    small_input: bool = False,
-) -> ShuffleNetV1:
-    """ShuffleNet 0.5x (g = 3): 718,324 params, 38M MACs, top-1 56.8 (Table 2).
-
-    Matches the paper's 38M and the release's 38M / 0.7M (conv1 12, stages 120/240/480).
-    """
-    return ShuffleNetV1(
-        3, width_mult, num_classes=num_classes, in_chans=in_chans, small_input=small_input
-    )
-
-
-@register_model(
-    _info("shufflenet_v1_g3_150", 1.5, 3_442_168, 292_000_000, 71.5, "Table 5 (conv1 24, release)")
+register_model(
+    SHUFFLENET_V1,
+    "shufflenet_v1_g3_150",
+    {"groups": 3},
+    width_mult=1.5,
+    params=3_442_168,
+    macs=292 * _M,
+    top1=71.5,
+    table="Table 5 (conv1 24, release)",
+    note="The release prints 292M MACs and 3.4M params (conv1 24, stages 360/720/1440).",
 )
-def shufflenet_v1_g3_150(
-    *,
-    num_classes: int = 1000,
-    in_chans: int = 3,
-    width_mult: float = 1.5,
-    small_input: bool = False,
-) -> ShuffleNetV1:
-    """ShuffleNet 1.5x (g = 3): 3,442,168 params, 292M MACs, top-1 71.5 (Table 5).
-
-    Matches the paper's 292M and the release's 292M / 3.4M (conv1 24, stages 360/720/1440).
-    """
-    return ShuffleNetV1(
-        3, width_mult, num_classes=num_classes, in_chans=in_chans, small_input=small_input
-    )
-
-
-@register_model(
-    _info("shufflenet_v1_g3_200", 2.0, 5_450_776, 524_000_000, 73.7, "Table 5 (conv1 48, release)")
+register_model(
+    SHUFFLENET_V1,
+    "shufflenet_v1_g3_200",
+    {"groups": 3},
+    width_mult=2.0,
+    params=5_450_776,
+    macs=524 * _M,
+    top1=73.7,
+    table="Table 5 (conv1 48, release)",
+    note="The release prints 524M MACs and 5.4M params (conv1 48, stages 480/960/1920).",
 )
-def shufflenet_v1_g3_200(
-    *,
-    num_classes: int = 1000,
-    in_chans: int = 3,
-    width_mult: float = 2.0,
-    small_input: bool = False,
-) -> ShuffleNetV1:
-    """ShuffleNet 2x (g = 3): 5,450,776 params, 524M MACs, top-1 73.7 (Table 5).
-
-    Matches the paper's 524M and the release's 524M / 5.4M (conv1 48, stages 480/960/1920).
-    """
-    return ShuffleNetV1(
-        3, width_mult, num_classes=num_classes, in_chans=in_chans, small_input=small_input
-    )

@@ -8,7 +8,7 @@ authors' release (conv1 64@3x3/2, max-pools moved earlier: 2.4x fewer MACs, same
 A fire module squeezes with ``s1x1`` 1x1 filters, then expands with ``e1x1`` 1x1 and ``e3x3``
 3x3 filters whose outputs are concatenated. Convolutions carry a bias and there is no batch
 norm (2016 predates its use here). Max-pools are 3x3/2 with ``ceil_mode=True``, as in the
-Caffe release, which is what gives 1,248,424 params and 818.9M MACs at 224 px for v1.0.
+Caffe release, which is what gives the published params and MACs (registered below).
 The head is the paper's: dropout 0.5, conv10 (1x1, one filter per class), ReLU, global
 average pool; there is no fully connected layer.
 """
@@ -20,7 +20,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from pocketvision.registry import ModelInfo, register_model
+from pocketvision.registry import Family, Paper, register_model
 
 
 class Conv1(NamedTuple):
@@ -155,63 +155,41 @@ class SqueezeNet(nn.Module):
             nn.init.zeros_(self.conv10.bias)
 
 
-_PAPER = "SqueezeNet: AlexNet-level accuracy with 50x fewer parameters and <0.5MB model size"
-_AUTHORS = "Iandola, Han, Moskewicz, Ashraf, Dally, Keutzer"
-_SMALL_INPUT = (
-    "conv1 keeps its kernel but gets stride 1 and padding k//2, and maxpool1 (after conv1) "
-    "is removed: 28 px inputs reach fire9 at 7x7 instead of 1x1."
-)
-
-
-@register_model(
-    ModelInfo(
-        name="squeezenet1_0",
-        family="SqueezeNet",
-        paper=_PAPER,
-        authors=_AUTHORS,
+SQUEEZENET = Family(
+    name="SqueezeNet",
+    model=SqueezeNet,
+    paper=Paper(
+        "SqueezeNet: AlexNet-level accuracy with 50x fewer parameters and <0.5MB model size",
+        authors="Iandola, Han, Moskewicz, Ashraf, Dally, Keutzer",
         year=2016,
         arxiv="1602.07360",
-        table="Table 1 (architecture), Table 2 (accuracy)",
-        input_size=(3, 224, 224),
-        params=1_248_424,
-        macs=818_900_000,
-        top1=57.5,
-        macs_at=((227, 832_700_000),),
-        small_input=_SMALL_INPUT,
-    )
+    ),
+    small_input=(
+        "conv1 keeps its kernel but gets stride 1 and padding k//2, and maxpool1 (after conv1) "
+        "is removed: 28 px inputs reach fire9 at 7x7 instead of 1x1."
+    ),
+    first_conv="features.0",
+    classifier="conv10",
+    options=("drop_rate",),
 )
-def squeezenet1_0(
-    *, num_classes: int = 1000, in_chans: int = 3, small_input: bool = False, drop_rate: float = 0.5
-) -> SqueezeNet:
-    """SqueezeNet 1.0: 1,248,424 params, 818.9M MACs at 224 px (832.7M at the paper's 227 px).
 
-    ImageNet top-1 57.5%, top-5 80.3% (Table 2), 4.8 MB as fp32.
-    """
-    return SqueezeNet(
-        SQUEEZENET1_0_CONV1, SQUEEZENET1_0_FIRES, num_classes, in_chans, small_input, drop_rate
-    )
-
-
-@register_model(
-    ModelInfo(
-        name="squeezenet1_1",
-        family="SqueezeNet",
-        paper=_PAPER,
-        authors=_AUTHORS,
-        year=2016,
-        arxiv="1602.07360",
-        table="SqueezeNet v1.1 release (Table 1 with conv1 64@3x3 and earlier pools)",
-        input_size=(3, 224, 224),
-        params=1_235_496,
-        macs=349_200_000,
-        top1=58.2,
-        small_input=_SMALL_INPUT,
-    )
+register_model(
+    SQUEEZENET,
+    "squeezenet1_0",
+    {"conv1": SQUEEZENET1_0_CONV1, "fires": SQUEEZENET1_0_FIRES},
+    params=1_248_424,
+    macs=818_900_000,
+    top1=57.5,
+    macs_at=((227, 832_700_000),),
+    table="Table 1 (architecture), Table 2 (accuracy)",
+    note="Top-5 80.3% (Table 2), 4.8 MB as fp32; 227 px is the paper's input size.",
 )
-def squeezenet1_1(
-    *, num_classes: int = 1000, in_chans: int = 3, small_input: bool = False, drop_rate: float = 0.5
-) -> SqueezeNet:
-    """SqueezeNet 1.1: 1,235,496 params, 349.2M MACs at 224 px, ImageNet top-1 58.2%."""
-    return SqueezeNet(
-        SQUEEZENET1_1_CONV1, SQUEEZENET1_1_FIRES, num_classes, in_chans, small_input, drop_rate
-    )
+register_model(
+    SQUEEZENET,
+    "squeezenet1_1",
+    {"conv1": SQUEEZENET1_1_CONV1, "fires": SQUEEZENET1_1_FIRES},
+    params=1_235_496,
+    macs=349_200_000,
+    top1=58.2,
+    table="SqueezeNet v1.1 release (Table 1 with conv1 64@3x3 and earlier pools)",
+)

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from pocketvision.layers import conv_norm_act
-from pocketvision.registry import ModelInfo, register_model
+from pocketvision.registry import Family, Paper, register_model
 
 
 class ConvStack(NamedTuple):
@@ -130,68 +130,64 @@ class VGG(nn.Module):
         self.fc = nn.Linear(VGG_FC, num_classes)
 
 
-_PAPER = "Very Deep Convolutional Networks for Large-Scale Image Recognition"
-
-
-def _info(name: str, table: str, params: int, macs: int, top1: float) -> ModelInfo:
-    return ModelInfo(
-        name=name,
-        family="VGG",
-        paper=_PAPER,
+VGG_FAMILY = Family(
+    name="VGG",
+    model=VGG,
+    paper=Paper(
+        "Very Deep Convolutional Networks for Large-Scale Image Recognition",
         authors="Simonyan, Zisserman",
         year=2014,
         arxiv="1409.1556",
-        table=table,
-        input_size=(3, 224, 224),
-        params=params,
-        macs=macs,
-        top1=top1,
-        small_input=(
-            "The max-pool after the first conv stack is removed (28 px reaches the last stack "
-            "at 1x1) and the adaptive pool is 1x1, so the first FC is 512 -> 4096 instead of "
-            "25088 -> 4096 (2.1M params instead of 102.8M; VGG-16 totals 37.7M)."
-        ),
-    )
-
-
-@register_model(_info("vgg11", "Table 1 config A, Table 2", 132_863_336, 7_610_000_000, 69.0))
-def vgg11(
-    *, num_classes: int = 1000, in_chans: int = 3, small_input: bool = False, drop_rate: float = 0.5
-) -> VGG:
-    """VGG-11 (config A): 132,863,336 params, 7.61G MACs at 224 px, top-1 69.0% (torchvision)."""
-    return VGG(VGG_A_STACKS, num_classes, in_chans, False, small_input, drop_rate)
-
-
-@register_model(
-    _info(
-        "vgg11_bn", "Table 1 config A + BatchNorm (torchvision)", 132_868_840, 7_610_000_000, 70.4
-    )
+    ),
+    small_input=(
+        "The max-pool after the first conv stack is removed (28 px reaches the last stack "
+        "at 1x1) and the adaptive pool is 1x1, so the first FC is 512 -> 4096 instead of "
+        "25088 -> 4096 (2.1M params instead of 102.8M; VGG-16 totals 37.7M)."
+    ),
+    first_conv="features.0.0",
+    classifier="fc",
+    options=("drop_rate",),
 )
-def vgg11_bn(
-    *, num_classes: int = 1000, in_chans: int = 3, small_input: bool = False, drop_rate: float = 0.5
-) -> VGG:
-    """VGG-11 with BatchNorm: 132,868,840 params, 7.61G MACs, top-1 70.4% (torchvision)."""
-    return VGG(VGG_A_STACKS, num_classes, in_chans, True, small_input, drop_rate)
+_TOP1 = "Top-1 is torchvision's."
+_BN_NOTE = "The paper has no BN variant: params and top-1 are torchvision's."
 
-
-@register_model(_info("vgg16", "Table 1 config D, Table 2", 138_357_544, 15_470_000_000, 71.6))
-def vgg16(
-    *, num_classes: int = 1000, in_chans: int = 3, small_input: bool = False, drop_rate: float = 0.5
-) -> VGG:
-    """VGG-16 (config D): 138,357,544 params, 15.47G MACs at 224 px, top-1 71.6% (torchvision).
-
-    The FC layers hold 123,642,856 of the parameters (89%).
-    """
-    return VGG(VGG_D_STACKS, num_classes, in_chans, False, small_input, drop_rate)
-
-
-@register_model(
-    _info(
-        "vgg16_bn", "Table 1 config D + BatchNorm (torchvision)", 138_365_992, 15_470_000_000, 73.4
-    )
+register_model(
+    VGG_FAMILY,
+    "vgg11",
+    {"stacks": VGG_A_STACKS, "batch_norm": False},
+    params=132_863_336,
+    macs=7_610_000_000,
+    top1=69.0,
+    table="Table 1 config A, Table 2",
+    note=_TOP1,
 )
-def vgg16_bn(
-    *, num_classes: int = 1000, in_chans: int = 3, small_input: bool = False, drop_rate: float = 0.5
-) -> VGG:
-    """VGG-16 with BatchNorm: 138,365,992 params, 15.47G MACs, top-1 73.4% (torchvision)."""
-    return VGG(VGG_D_STACKS, num_classes, in_chans, True, small_input, drop_rate)
+register_model(
+    VGG_FAMILY,
+    "vgg11_bn",
+    {"stacks": VGG_A_STACKS, "batch_norm": True},
+    params=132_868_840,
+    macs=7_610_000_000,
+    top1=70.4,
+    table="Table 1 config A + BatchNorm (torchvision)",
+    note=_BN_NOTE,
+)
+register_model(
+    VGG_FAMILY,
+    "vgg16",
+    {"stacks": VGG_D_STACKS, "batch_norm": False},
+    params=138_357_544,
+    macs=15_470_000_000,
+    top1=71.6,
+    table="Table 1 config D, Table 2",
+    note=f"{_TOP1} The FC layers hold 123,642,856 of the parameters (89%).",
+)
+register_model(
+    VGG_FAMILY,
+    "vgg16_bn",
+    {"stacks": VGG_D_STACKS, "batch_norm": True},
+    params=138_365_992,
+    macs=15_470_000_000,
+    top1=73.4,
+    table="Table 1 config D + BatchNorm (torchvision)",
+    note=_BN_NOTE,
+)

@@ -14,8 +14,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from pocketvision import list_models, model_info
 from pocketvision.profile.profiler import ProfileResult, profile
-from pocketvision.registry import list_models, model_info
 from pocketvision.rundir import is_run_dir, read_summary
 
 COMPARE_RUNTIMES = ("eager", "onnxruntime")

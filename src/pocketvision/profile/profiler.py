@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from pocketvision import create_model, list_models, model_info
 from pocketvision.environment import environment
 from pocketvision.errors import PocketvisionError
 from pocketvision.profile import runtimes
@@ -32,7 +33,6 @@ from pocketvision.profile.measure import (
     matmul_peak_gflops,
     peak_rss_mb,
 )
-from pocketvision.registry import create_model, list_models, model_info
 from pocketvision.rundir import is_run_dir
 from pocketvision.timing import time_calls
 

@@ -132,8 +132,8 @@ def model_card(served: ServedModel) -> dict[str, Any]:
     Accuracy comes from summary.json (written by training) and, when ``pocketvision evaluate``
     has run, the confusion matrix from metrics.json.
     """
+    from pocketvision import model_info
     from pocketvision.profile import count_macs, count_params
-    from pocketvision.registry import model_info
 
     run = served.run
     info = model_info(run.spec.name)
