@@ -51,7 +51,7 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
         raise PocketvisionError(
             f"{path}: refused: the pickle would run code or load non-tensor objects ({first})"
         ) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError) as err:
+    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as err:
         first = (str(err).strip().splitlines() or [type(err).__name__])[0][:120]
         raise PocketvisionError(f"{path}: truncated or not a checkpoint ({first})") from None
     return _unwrap(path, obj)
@@ -81,17 +81,6 @@ class Target:
     canonical: Callable[[], nn.Module]  # the same model with small_input=False (meta device)
 
 
-def map_keys(source: Mapping[str, Shape], layouts: list[str], name: str) -> tuple[str, dict[str, str]]:
-    """The first layout whose converter maps every key of ``source``: (layout, {src: ours})."""
-    errors = []
-    for layout in layouts:
-        try:
-            return layout, LAYOUTS[layout](list(source))
-        except (PocketvisionError, ValueError, KeyError) as err:  # not this layout
-            errors.append(f"{layout}: {err}")
-    raise PocketvisionError(f"not a {name} checkpoint ({'; '.join(errors[:2])})")
-
-
 def canonical_to_model(canonical: nn.Module, model: nn.Module) -> dict[str, str]:
     """Our canonical (small_input=False) names onto this model's: the same modules in order.
 
@@ -112,22 +101,40 @@ def canonical_to_model(canonical: nn.Module, model: nn.Module) -> dict[str, str]
 
 
 def plan(
-    source: Mapping[str, Shape], model_shapes: Mapping[str, Shape], target: Target, layouts: list[str],
+    source: Mapping[str, Shape],
+    model_shapes: Mapping[str, Shape],
+    target: Target,
+    layouts: list[str],
     rename: Mapping[str, str],
 ) -> tuple[str, dict[str, tuple[str, str]]]:
-    """{our key: (source key, how)} with how one of copy, in_chans, crop, fold, skip."""
-    layout, mapping = map_keys(source, layouts, target.name)
-    ours = {rename.get(v, v): k for k, v in mapping.items()}
-    missing = sorted(set(model_shapes) - set(ours) - {k for k in model_shapes if k.endswith("num_batches_tracked")})
+    """The first layout that fits: (layout, {our key: (source key, how)}), how one of copy,
+    in_chans, crop, crop+in_chans, fold, skip; else the first layout's reason, in one line."""
+    errors = []
+    for layout in layouts:
+        try:
+            ours = _fit(source, model_shapes, layout, rename)
+        except (PocketvisionError, ValueError, KeyError) as err:  # not this layout
+            errors.append(str(err))
+            continue
+        steps = {}
+        for key, src in ours.items():
+            steps[key] = (src, _how(key, tuple(source[src]), tuple(model_shapes[key]), target))
+        return layout, steps
+    raise PocketvisionError(f"not a {target.name} checkpoint: {errors[0]}")
+
+
+def _fit(
+    source: Mapping[str, Shape], model_shapes: Mapping[str, Shape], layout: str, rename: Mapping[str, str]
+) -> dict[str, str]:
+    ours = {rename.get(v, v): k for k, v in LAYOUTS[layout](list(source)).items()}
+    counters = {k for k in model_shapes if k.endswith("num_batches_tracked")}
+    missing = sorted(set(model_shapes) - set(ours) - counters)
     if missing:
-        raise PocketvisionError(f"not a {target.name} checkpoint: it lacks {missing[0]!r} ({layout} layout)")
+        raise PocketvisionError(f"the file lacks {missing[0]!r} ({layout} layout)")
     extra = sorted(set(ours) - set(model_shapes))
     if extra:
-        raise PocketvisionError(f"not a {target.name} checkpoint: {ours[extra[0]]!r} has no place in it")
-    steps = {}
-    for key, src in ours.items():
-        steps[key] = (src, _how(key, tuple(source[src]), tuple(model_shapes[key]), target))
-    return layout, steps
+        raise PocketvisionError(f"tensor {ours[extra[0]]!r} has no place in it ({layout} layout)")
+    return ours
 
 
 def _how(key: str, have: Shape, want: Shape, target: Target) -> str:
