@@ -7,13 +7,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from weights_support import source_state
 
 import pocketvision as pv
 from pocketvision.cli import main
 from pocketvision.errors import PocketvisionError
 from pocketvision.weights.load import adapt_in_chans
-
-from weights_support import source_state
 
 
 def test_torchvision_file_loads_tensor_for_tensor(squeezenet_file: Path) -> None:
@@ -54,7 +53,9 @@ def test_small_input_keeps_every_weight_for_squeezenet(squeezenet_file: Path) ->
     small = pv.create_model("squeezenet1_1", pretrained=str(squeezenet_file), small_input=True)
     state = torch.load(squeezenet_file, weights_only=True)
     # the dropped pool renumbers features: fire at features.3 is ours at features.2
-    assert torch.equal(small.state_dict()["features.2.squeeze.weight"], state["features.3.squeeze.weight"])
+    assert torch.equal(
+        small.state_dict()["features.2.squeeze.weight"], state["features.3.squeeze.weight"]
+    )
 
 
 def test_resnet_small_input_crops_conv1_to_its_centre(tmp_path: Path) -> None:
@@ -73,13 +74,17 @@ def test_timm_safetensors_loads(tmp_path: Path) -> None:
     path = tmp_path / "model.safetensors"
     save_file(state, str(path))
     model = pv.create_model("mobilenet_v2_050", pretrained=str(path))
-    assert torch.equal(model.blocks[1].conv_pwl[1].running_mean, state["blocks.1.0.bn3.running_mean"])
+    assert torch.equal(
+        model.blocks[1].conv_pwl[1].running_mean, state["blocks.1.0.bn3.running_mean"]
+    )
     assert torch.equal(model.conv_head[0].weight, state["conv_head.weight"])
     assert model.pretrained.source == "timm"
 
 
 def test_unknown_tag_lists_the_tags() -> None:
-    with pytest.raises(PocketvisionError, match=r"unknown tag 'nope' for resnet50; its tags: tv_in1k, tv2_in1k"):
+    with pytest.raises(
+        PocketvisionError, match=r"unknown tag 'nope' for resnet50; its tags: tv_in1k, tv2_in1k"
+    ):
         pv.create_model("resnet50", pretrained="nope")
 
 
@@ -89,7 +94,10 @@ def test_model_without_weights_names_models_that_have_some() -> None:
 
 
 def test_file_for_another_architecture_names_the_tensor(squeezenet_file: Path) -> None:
-    with pytest.raises(PocketvisionError, match=r"not a resnet18 checkpoint: tensor 'features\.0\.weight' has no place"):
+    with pytest.raises(
+        PocketvisionError,
+        match=r"not a resnet18 checkpoint: tensor 'features\.0\.weight' has no place",
+    ):
         pv.create_model("resnet18", pretrained=str(squeezenet_file))
 
 
@@ -98,7 +106,10 @@ def test_wrong_shape_names_tensor_and_shapes(tmp_path: Path) -> None:
     state = source_state("torchvision.squeezenet", "squeezenet1_1")
     state["features.3.squeeze.weight"] = torch.zeros(8, 64, 1, 1)
     torch.save(state, path)
-    with pytest.raises(PocketvisionError, match=r"squeezenet1_1: tensor 'features\.3\.squeeze\.weight' has shape \[8, 64, 1, 1\] in the file, the model expects \[16, 64, 1, 1\]"):  # noqa: E501
+    with pytest.raises(
+        PocketvisionError,
+        match=r"squeezenet1_1: tensor 'features\.3\.squeeze\.weight' has shape \[8, 64, 1, 1\] in the file, the model expects \[16, 64, 1, 1\]",
+    ):
         pv.create_model("squeezenet1_1", pretrained=str(path))
 
 

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import pytest
 import torch
+from weights_support import MANIFESTS, manifest
 
 import pocketvision as pv
 from pocketvision.registry import model_info
 from pocketvision.weights.load import Target, canonical_to_model, plan
 from pocketvision.weights.table import CHECKPOINTS, checkpoints
-
-from weights_support import MANIFESTS, manifest
 
 
 def _plan(ckpt, **kwargs):  # type: ignore[no-untyped-def]
@@ -43,7 +42,14 @@ def test_converter_maps_every_tensor_one_to_one(ckpt) -> None:  # type: ignore[n
     assert len(used) == len(set(used)) == len(source)  # each file tensor used exactly once
 
 
-@pytest.mark.parametrize("ckpt", checkpoints("resnet18") + checkpoints("vgg11_bn") + checkpoints("mobilenet_v2_050") + checkpoints("squeezenet1_0"), ids=lambda c: c.model)  # noqa: E501
+@pytest.mark.parametrize(
+    "ckpt",
+    checkpoints("resnet18")
+    + checkpoints("vgg11_bn")
+    + checkpoints("mobilenet_v2_050")
+    + checkpoints("squeezenet1_0"),
+    ids=lambda c: c.model,
+)
 def test_adaptations_are_planned_where_asked(ckpt) -> None:  # type: ignore[no-untyped-def]
     info = model_info(ckpt.model)
     _, steps = _plan(ckpt, num_classes=10, in_chans=1, small_input=True)
@@ -53,5 +59,7 @@ def test_adaptations_are_planned_where_asked(ckpt) -> None:  # type: ignore[no-u
     assert hows[f"{info.classifier}.weight"] == hows[f"{info.classifier}.bias"] == "skip"
     if ckpt.model == "vgg11_bn":
         assert [k for k, h in hows.items() if h == "fold"] == ["pre_logits.0.weight"]
-    others = {h for k, h in hows.items() if not k.startswith((first, info.classifier, "pre_logits.0.w"))}
+    others = {
+        h for k, h in hows.items() if not k.startswith((first, info.classifier, "pre_logits.0.w"))
+    }
     assert others == {"copy"}  # small_input keeps every other weight

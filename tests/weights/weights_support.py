@@ -26,5 +26,3 @@ def source_state(layout: str, source_name: str, seed: int = 0) -> dict[str, torc
         else:
             state[key] = torch.randn(shape, generator=g) * 0.1
     return state
-
-

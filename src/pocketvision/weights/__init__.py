@@ -13,9 +13,23 @@ from pathlib import Path
 from torch import nn
 
 from pocketvision.weights.load import Target, load_into, read_state_dict
-from pocketvision.weights.table import CHECKPOINTS, Checkpoint, checkpoints, find_checkpoint, layouts_for
+from pocketvision.weights.table import (
+    CHECKPOINTS,
+    Checkpoint,
+    checkpoints,
+    find_checkpoint,
+    layouts_for,
+)
 
-__all__ = ["CHECKPOINTS", "Checkpoint", "Loaded", "checkpoints", "find_checkpoint", "load_pretrained", "resolve"]
+__all__ = [
+    "CHECKPOINTS",
+    "Checkpoint",
+    "Loaded",
+    "checkpoints",
+    "find_checkpoint",
+    "load_pretrained",
+    "resolve",
+]
 
 
 @dataclass(frozen=True)
@@ -32,10 +46,16 @@ class Loaded:
 
 
 def _looks_like_file(value: str) -> bool:
-    return "/" in value or "\\" in value or Path(value).suffix in {".pth", ".pt", ".bin", ".safetensors"}
+    return (
+        "/" in value
+        or "\\" in value
+        or Path(value).suffix in {".pth", ".pt", ".bin", ".safetensors"}
+    )
 
 
-def resolve(model: str, pretrained: bool | str, *, progress: bool = True) -> tuple[Path, Checkpoint | None]:
+def resolve(
+    model: str, pretrained: bool | str, *, progress: bool = True
+) -> tuple[Path, Checkpoint | None]:
     """The file ``pretrained`` means for ``model``: a local file, or the cached download."""
     from pocketvision.weights.download import fetch
 
@@ -71,5 +91,6 @@ def load_pretrained(
         std=ckpt.std if ckpt else None,
         input_size=ckpt.input_size if ckpt else None,
     )
-    model.pretrained = loaded  # type: ignore[assignment]  (read by training's records)
+    # read by training's records (config.json, model card)
+    object.__setattr__(model, "pretrained", loaded)
     return loaded

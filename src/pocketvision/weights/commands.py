@@ -17,7 +17,7 @@ def _weights(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_commands(sub: argparse._SubParsersAction) -> None:
     weights = sub.add_parser("weights", help="table of published pretrained checkpoints")
     weights.add_argument("pattern", nargs="?", help="shell-style model filter, e.g. 'resnet*'")
     weights.add_argument("--json", action="store_true", help="print a JSON list instead")

@@ -108,7 +108,9 @@ def torchvision_vgg(keys: Collection[str]) -> dict[str, str]:
 
 def torchvision_mobilenet_v2(keys: Collection[str]) -> dict[str, str]:
     last = max(int(m[1]) for k in keys if (m := re.match(r"features\.(\d+)\.", k)))
-    expanded = {int(m[1]) for k in keys if (m := re.fullmatch(r"features\.(\d+)\.conv\.3\.weight", k))}  # noqa: E501
+    expanded = {
+        int(m[1]) for k in keys if (m := re.fullmatch(r"features\.(\d+)\.conv\.3\.weight", k))
+    }
 
     def block(m: re.Match[str]) -> str:
         n, rest = int(m[1]), m[2]
@@ -133,9 +135,15 @@ def torchvision_mobilenet_v2(keys: Collection[str]) -> dict[str, str]:
 def _timm_efficientnet(keys: Collection[str], ds_pw: str, what: str) -> dict[str, str]:
     # timm's EfficientNet builder: conv_stem/bn1, blocks.STAGE.BLOCK, conv_head/bn2,
     # classifier. Our blocks are numbered through all stages in (stage, block) order.
-    pairs = sorted({(int(m[1]), int(m[2])) for k in keys if (m := re.match(r"blocks\.(\d+)\.(\d+)\.", k))})  # noqa: E501
+    pairs = sorted(
+        {(int(m[1]), int(m[2])) for k in keys if (m := re.match(r"blocks\.(\d+)\.(\d+)\.", k))}
+    )
     flat = {pair: i for i, pair in enumerate(pairs)}
-    inverted = {(int(m[1]), int(m[2])) for k in keys if (m := re.match(r"blocks\.(\d+)\.(\d+)\.conv_pwl\.", k))}  # noqa: E501
+    inverted = {
+        (int(m[1]), int(m[2]))
+        for k in keys
+        if (m := re.match(r"blocks\.(\d+)\.(\d+)\.conv_pwl\.", k))
+    }
     ir = {"conv_pw": "conv_pw.0", "bn1": "conv_pw.1", "conv_dw": "conv_dw.0",
           "bn2": "conv_dw.1", "conv_pwl": "conv_pwl.0", "bn3": "conv_pwl.1"}  # fmt: skip
     ds = {"conv_dw": "conv_dw.0", "bn1": "conv_dw.1", "conv_pw": f"{ds_pw}.0", "bn2": f"{ds_pw}.1"}

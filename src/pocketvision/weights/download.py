@@ -93,14 +93,19 @@ def _download(ckpt: Checkpoint, out: object, progress: bool, timeout: float) -> 
 
     digest = hashlib.sha256()
     try:
-        response = urllib.request.urlopen(ckpt.url, timeout=timeout)  # noqa: S310 (https urls)
+        response = urllib.request.urlopen(ckpt.url, timeout=timeout)
     except urllib.error.HTTPError as err:
         raise _offline(ckpt, f"HTTP {err.code}") from None
     except (urllib.error.URLError, OSError) as err:
         raise _offline(ckpt, getattr(err, "reason", err)) from None
     total = int(response.headers.get("Content-Length") or 0) or ckpt.size_bytes
     got = 0
-    columns = ("[progress.description]{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn())
+    columns = (
+        "[progress.description]{task.description}",
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+    )
     with response, Progress(*columns, disable=not progress, transient=True) as bar:
         task = bar.add_task(f"{ckpt.model} {ckpt.tag}", total=total)
         try:

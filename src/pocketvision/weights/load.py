@@ -43,7 +43,9 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
         try:
             return dict(load_file(str(path)))
         except (SafetensorError, OSError, ValueError) as err:
-            raise PocketvisionError(f"{path}: truncated or not a safetensors file ({err})") from None
+            raise PocketvisionError(
+                f"{path}: truncated or not a safetensors file ({err})"
+            ) from None
     try:
         obj: Any = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
@@ -86,6 +88,7 @@ def canonical_to_model(canonical: nn.Module, model: nn.Module) -> dict[str, str]
 
     small_input drops a pool in SqueezeNet and VGG, which renumbers ``features``; both
     builds hold the same parameterised modules in the same order, checked by type."""
+
     def owners(m: nn.Module) -> list[tuple[str, nn.Module]]:
         return [(n, mod) for n, mod in m.named_modules()
                 if list(mod.parameters(recurse=False)) or list(mod.buffers(recurse=False))]  # fmt: skip
@@ -124,7 +127,10 @@ def plan(
 
 
 def _fit(
-    source: Mapping[str, Shape], model_shapes: Mapping[str, Shape], layout: str, rename: Mapping[str, str]
+    source: Mapping[str, Shape],
+    model_shapes: Mapping[str, Shape],
+    layout: str,
+    rename: Mapping[str, str],
 ) -> dict[str, str]:
     ours = {rename.get(v, v): k for k, v in LAYOUTS[layout](list(source)).items()}
     counters = {k for k in model_shapes if k.endswith("num_batches_tracked")}
@@ -141,7 +147,9 @@ def _how(key: str, have: Shape, want: Shape, target: Target) -> str:
     if have == want:
         return "copy"
     module = key.rsplit(".", 1)[0]
-    if module == target.classifier and have[1:] == want[1:] or (module == target.classifier and len(have) == 1):
+    if (module == target.classifier and have[1:] == want[1:]) or (
+        module == target.classifier and len(have) == 1
+    ):
         return "skip"  # a fresh head for another num_classes
     if module == target.first_conv and key.endswith("weight") and len(have) == 4:
         if have[2:] != want[2:] and want[2] == 3 and have[2] == 7 and have[0] == want[0]:
@@ -174,14 +182,18 @@ def _convert(tensor: torch.Tensor, how: str, want: Shape) -> torch.Tensor:
     return tensor
 
 
-def load_into(model: nn.Module, state: Mapping[str, torch.Tensor], target: Target, layouts: list[str]) -> str:
+def load_into(
+    model: nn.Module, state: Mapping[str, torch.Tensor], target: Target, layouts: list[str]
+) -> str:
     """Load ``state`` into ``model`` (see the module docstring); returns the layout used."""
     own = model.state_dict()
     with torch.device("meta"):
         canonical = target.canonical()
     rename = canonical_to_model(canonical, model)
     shapes = {k: tuple(v.shape) for k, v in own.items()}
-    layout, steps = plan({k: tuple(v.shape) for k, v in state.items()}, shapes, target, layouts, rename)
+    layout, steps = plan(
+        {k: tuple(v.shape) for k, v in state.items()}, shapes, target, layouts, rename
+    )
     new = {}
     for key, (src, how) in steps.items():
         if how != "skip":

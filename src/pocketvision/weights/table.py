@@ -65,14 +65,26 @@ class Checkpoint:
 
     def row(self) -> dict[str, Any]:
         """The public record (``pocketvision weights --json``)."""
-        keys = (
-            "model source tag url sha256 size_bytes license top1 input_size mean std".split()
-        )
+        keys = [
+            "model",
+            "source",
+            "tag",
+            "url",
+            "sha256",
+            "size_bytes",
+            "license",
+            "top1",
+            "input_size",
+            "mean",
+            "std",
+        ]
         full = asdict(self)
         return {k: list(full[k]) if isinstance(full[k], tuple) else full[k] for k in keys}
 
 
-def _tv(model: str, file: str, top1: float, mib: float, tag: str = "tv_in1k", **kw: Any) -> Checkpoint:
+def _tv(
+    model: str, file: str, top1: float, mib: float, tag: str = "tv_in1k", **kw: Any
+) -> Checkpoint:
     return Checkpoint(
         model=model,
         source="torchvision",
@@ -116,36 +128,99 @@ _V = "torchvision.vgg"
 # top-1: torchvision's acc@1; timm's from its results-imagenet.csv as recorded in the model
 # cards (rounded to 0.1).
 CHECKPOINTS: tuple[Checkpoint, ...] = (
-    _tv("squeezenet1_0", "squeezenet1_0-b66bff10.pth", 58.092, 4.778,
-        layout="torchvision.squeezenet", default=True),
-    _tv("squeezenet1_1", "squeezenet1_1-b8a52dc0.pth", 58.178, 4.729,
-        layout="torchvision.squeezenet", default=True),
-    _tv("mobilenet_v2_100", "mobilenet_v2-b0353104.pth", 71.878, 13.555,
-        layout="torchvision.mobilenet_v2", source_name="mobilenet_v2"),
-    _tv("mobilenet_v2_100", "mobilenet_v2-7ebf99e0.pth", 72.154, 13.598, tag="tv2_in1k",
-        layout="torchvision.mobilenet_v2", source_name="mobilenet_v2", default=True),
-    _tv("resnet18", "resnet18-f37072fd.pth", 69.758, 44.661,
-        layout="torchvision.resnet", default=True),
+    _tv(
+        "squeezenet1_0",
+        "squeezenet1_0-b66bff10.pth",
+        58.092,
+        4.778,
+        layout="torchvision.squeezenet",
+        default=True,
+    ),
+    _tv(
+        "squeezenet1_1",
+        "squeezenet1_1-b8a52dc0.pth",
+        58.178,
+        4.729,
+        layout="torchvision.squeezenet",
+        default=True,
+    ),
+    _tv(
+        "mobilenet_v2_100",
+        "mobilenet_v2-b0353104.pth",
+        71.878,
+        13.555,
+        layout="torchvision.mobilenet_v2",
+        source_name="mobilenet_v2",
+    ),
+    _tv(
+        "mobilenet_v2_100",
+        "mobilenet_v2-7ebf99e0.pth",
+        72.154,
+        13.598,
+        tag="tv2_in1k",
+        layout="torchvision.mobilenet_v2",
+        source_name="mobilenet_v2",
+        default=True,
+    ),
+    _tv(
+        "resnet18",
+        "resnet18-f37072fd.pth",
+        69.758,
+        44.661,
+        layout="torchvision.resnet",
+        default=True,
+    ),
     _tv("resnet50", "resnet50-0676ba61.pth", 76.130, 97.781, layout="torchvision.resnet"),
-    _tv("resnet50", "resnet50-11ad3fa6.pth", 80.858, 97.790, tag="tv2_in1k",
-        layout="torchvision.resnet", default=True),
+    _tv(
+        "resnet50",
+        "resnet50-11ad3fa6.pth",
+        80.858,
+        97.790,
+        tag="tv2_in1k",
+        layout="torchvision.resnet",
+        default=True,
+    ),
     _tv("vgg11", "vgg11-8a719046.pth", 69.020, 506.840, layout=_V, default=True),
     _tv("vgg11_bn", "vgg11_bn-6002323d.pth", 70.370, 506.881, layout=_V, default=True),
     _tv("vgg16", "vgg16-397923af.pth", 71.592, 527.796, layout=_V, default=True),
     _tv("vgg16_bn", "vgg16_bn-6c64b313.pth", 73.360, 527.866, layout=_V, default=True),
-    _timm("mobilenet_v1_100", "mobilenetv1_100.ra4_e3600_r224_in1k", 75.4,
-          layout="timm.mobilenetv1", norm=(INCEPTION_MEAN, INCEPTION_STD),
-          differs="timm's MobileNet v1 uses ReLU6, ours the paper's ReLU: the same tensors, "
-          "outputs equal while no activation exceeds 6"),
-    _timm("mobilenet_v2_050", "mobilenetv2_050.lamb_in1k", 65.9, layout="timm.mobilenetv2",
-          url="https://github.com/rwightman/pytorch-image-models/releases/download/"
-          "v0.1-weights/mobilenetv2_050-3d30d450.pth", sha256="3d30d450"),
-    _timm("mobilenet_v2_100", "mobilenetv2_100.ra_in1k", 72.9, layout="timm.mobilenetv2",
-          url="https://github.com/rwightman/pytorch-image-models/releases/download/"
-          "v0.1-weights/mobilenetv2_100_ra-b33bc2c4.pth", sha256="b33bc2c4", default=False),
-    _timm("mobilenet_v2_140", "mobilenetv2_140.ra_in1k", 76.5, layout="timm.mobilenetv2",
-          url="https://github.com/rwightman/pytorch-image-models/releases/download/"
-          "v0.1-weights/mobilenetv2_140_ra-21a4e913.pth", sha256="21a4e913"),
+    _timm(
+        "mobilenet_v1_100",
+        "mobilenetv1_100.ra4_e3600_r224_in1k",
+        75.4,
+        layout="timm.mobilenetv1",
+        norm=(INCEPTION_MEAN, INCEPTION_STD),
+        differs="timm's MobileNet v1 uses ReLU6, ours the paper's ReLU: the same tensors, "
+        "outputs equal while no activation exceeds 6",
+    ),
+    _timm(
+        "mobilenet_v2_050",
+        "mobilenetv2_050.lamb_in1k",
+        65.9,
+        layout="timm.mobilenetv2",
+        url="https://github.com/rwightman/pytorch-image-models/releases/download/"
+        "v0.1-weights/mobilenetv2_050-3d30d450.pth",
+        sha256="3d30d450",
+    ),
+    _timm(
+        "mobilenet_v2_100",
+        "mobilenetv2_100.ra_in1k",
+        72.9,
+        layout="timm.mobilenetv2",
+        url="https://github.com/rwightman/pytorch-image-models/releases/download/"
+        "v0.1-weights/mobilenetv2_100_ra-b33bc2c4.pth",
+        sha256="b33bc2c4",
+        default=False,
+    ),
+    _timm(
+        "mobilenet_v2_140",
+        "mobilenetv2_140.ra_in1k",
+        76.5,
+        layout="timm.mobilenetv2",
+        url="https://github.com/rwightman/pytorch-image-models/releases/download/"
+        "v0.1-weights/mobilenetv2_140_ra-21a4e913.pth",
+        sha256="21a4e913",
+    ),
     Checkpoint(
         model="se_resnet50",
         source="original",
