@@ -15,7 +15,7 @@ comma := ,
 STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 PYTEST_ARGS ?=
 
-.PHONY: venv data web-assets test-tools demo test lint typecheck pytest bench models-table clean
+.PHONY: venv data web-assets test-tools demo test lint typecheck pytest bench models-table parity clean
 
 venv: $(STAMP)
 
@@ -77,6 +77,17 @@ bench: venv data
 
 models-table: venv
 	$(PY) scripts/gen_model_table.py README.md --write
+
+# Not part of `make test`: a second venv with torchvision and timm (about 5.5 GB) writes
+# each weights-table row's checkpoint (random weights) and outputs; ours loads and compares.
+PARITY_VENV ?= .parity-venv
+PARITY_DIR ?= /tmp/pocketvision-parity
+parity: venv
+	test -x $(PARITY_VENV)/bin/python || $(PYTHON) -m venv $(PARITY_VENV)
+	$(PARITY_VENV)/bin/python -c "import torchvision, timm, safetensors" 2>/dev/null || \
+	  $(PARITY_VENV)/bin/pip install --quiet torch==2.14.1 torchvision==0.29.1 timm safetensors
+	$(PARITY_VENV)/bin/python benchmarks/parity.py --reference --dir $(PARITY_DIR)
+	$(PY) benchmarks/parity.py --dir $(PARITY_DIR)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache test-artifacts \

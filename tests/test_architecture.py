@@ -30,6 +30,7 @@ RANK: dict[str, float] = {
     "scratch": 1,
     "layers": 2,
     "registry": 2,
+    "weights": 1.5,  # the checkpoint table, converters and cache; registry calls it
     "models": 2.5,
     "__init__": 2.7,  # the package's lazy create_model / list_models / model_info
     "rundir": 3,

@@ -20,6 +20,7 @@ from pocketvision.profile import commands as profile_commands
 from pocketvision.scratch import commands as scratch_commands
 from pocketvision.train import commands as train_commands
 from pocketvision.web import commands as web_commands
+from pocketvision.weights import commands as weights_commands
 
 COMMAND_GROUPS = (
     scratch_commands,
@@ -28,6 +29,7 @@ COMMAND_GROUPS = (
     export_commands,
     profile_commands,
     web_commands,
+    weights_commands,
 )
 
 

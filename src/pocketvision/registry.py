@@ -253,6 +253,7 @@ def build_model(name: str, **kwargs: Any) -> nn.Module:
         TypeError: A keyword the model does not take; the message names the model.
     """
     entry = _entry(name)
+    pretrained = kwargs.pop("pretrained", None)
     args = {k: v for k, v in kwargs.items() if v is not None}
     _check_values(args)
     unknown = sorted(set(args) - set(entry.keywords))
@@ -262,10 +263,25 @@ def build_model(name: str, **kwargs: Any) -> nn.Module:
             f"(takes {', '.join(entry.keywords)})"
         )
     model = entry.family.model(**{**entry.fixed, **_name_defaults(entry.info), **args})
-    # Pretrained weights (issue 16) load here, once for every family: the model is built at
-    # the caller's num_classes / in_chans, then the checkpoint loads with its first conv's
-    # filters (entry.info.first_conv) summed to in_chans and its classifier
-    # (entry.info.classifier) left fresh when num_classes differs from the weights'.
+    if pretrained is not None and pretrained is not False:
+        # Once for every family: the model is built at the caller's num_classes / in_chans,
+        # then the checkpoint loads with its first conv's filters (info.first_conv) summed
+        # to in_chans and its classifier (info.classifier) left fresh when num_classes
+        # differs; `canonical` builds the small_input=False layout the converters target.
+        from pocketvision.weights import load_pretrained
+
+        def canonical() -> nn.Module:
+            plain = {**entry.fixed, **_name_defaults(entry.info), **args, "small_input": False}
+            return entry.family.model(**plain)
+
+        load_pretrained(
+            model,
+            name,
+            pretrained,
+            first_conv=entry.info.first_conv,
+            classifier=entry.info.classifier,
+            canonical=canonical,
+        )
     return model
 
 
@@ -286,6 +302,7 @@ def create_model(
     in_chans: int | None = 3,
     width_mult: float | None = None,
     small_input: bool | None = False,
+    pretrained: bool | str | None = None,
     **kwargs: Any,
 ) -> nn.Module:
     """Build a registered model.
@@ -299,6 +316,9 @@ def create_model(
         in_chans: Input channels (1 for grayscale, 3 for RGB).
         width_mult: Channel multiplier, for families that have one; None keeps the name's own.
         small_input: Adapt the stem for 28-64 px inputs (see each family's ``small_input``).
+        pretrained: True (the model's default published checkpoint), a tag from
+            ``pocketvision weights``, or a weights file (.pth, .bin, .safetensors; in its
+            source's own layout or ours). None / False: random initialisation.
         **kwargs: Family-specific options (e.g. ``drop_rate``).
 
     Raises:
@@ -312,6 +332,7 @@ def create_model(
         in_chans=in_chans,
         width_mult=width_mult,
         small_input=small_input,
+        pretrained=pretrained,
         **kwargs,
     )
 

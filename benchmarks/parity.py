@@ -1,0 +1,164 @@
+"""Proof that every row of the weights table loads function-exact (``make parity``).
+
+Two virtualenvs, two halves:
+
+1. ``--reference DIR`` runs in the reference venv (torchvision + timm; PARITY_VENV): for every
+   row it builds the source's own model with random weights (BN statistics randomised too),
+   saves its state dict in the source's file format, runs it on a fixed random 224 px batch
+   and saves input and output, and writes the key manifest of each layout into
+   src/pocketvision/weights/manifests/.
+2. Without ``--reference`` (our venv): each file goes through
+   ``create_model(name, pretrained=FILE)`` and the outputs are compared; results go to
+   benchmarks/results/parity.json. It fails unless every row is within 1e-5.
+
+Rows whose source architecture differs from ours (``Checkpoint.differs``) are compared twice:
+against the source patched to our architecture (must be exact: proves the converter) and
+unpatched (the measured difference is recorded, not asserted).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+MANIFESTS = ROOT / "src" / "pocketvision" / "weights" / "manifests"
+TOL = 1e-5
+
+
+def _randomise(model: torch.nn.Module) -> None:
+    g = torch.Generator().manual_seed(0)
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.copy_(torch.randn(m.running_mean.shape, generator=g) * 0.1)
+            m.running_var.copy_(torch.rand(m.running_var.shape, generator=g) + 0.5)
+            m.weight.data.copy_(torch.rand(m.weight.shape, generator=g) + 0.5)
+            m.bias.data.copy_(torch.randn(m.bias.shape, generator=g) * 0.1)
+
+
+def _reference_model(row: dict) -> torch.nn.Module:
+    if row["source"] == "torchvision":
+        import torchvision
+
+        return torchvision.models.get_model(row["source_name"], weights=None)
+    import timm
+
+    return timm.create_model(row["source_name"], pretrained=False)
+
+
+def _to_ours(model: torch.nn.Module, layout: str) -> torch.nn.Module:
+    """The source model patched to our architecture where the table says they differ."""
+    if layout == "timm.mobilenetv1":  # ReLU6 -> ReLU
+        for parent in list(model.modules()):
+            for name, child in parent.named_children():
+                if isinstance(child, torch.nn.ReLU6):
+                    setattr(parent, name, torch.nn.ReLU(inplace=True))
+    if layout == "timm.legacy_senet":  # ceil_mode pool -> padded pool
+        model.pool0 = torch.nn.MaxPool2d(3, 2, padding=1)
+    return model
+
+
+def reference(out: Path) -> None:
+    from pocketvision.weights.table import CHECKPOINTS
+
+    out.mkdir(parents=True, exist_ok=True)
+    MANIFESTS.mkdir(parents=True, exist_ok=True)
+    x = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(1))
+    torch.save(x, out / "input.pt")
+    import timm
+    import torchvision
+
+    for i, ckpt in enumerate(CHECKPOINTS):
+        row = {**ckpt.row(), "source_name": ckpt.source_name, "layout": ckpt.layout}
+        torch.manual_seed(i)
+        model = _reference_model(row).eval()
+        _randomise(model)
+        state = model.state_dict()
+        suffix = Path(ckpt.url).suffix
+        path = out / f"{ckpt.model}.{ckpt.tag}{suffix}"
+        if suffix == ".safetensors":
+            from safetensors.torch import save_file
+
+            save_file({k: v.contiguous() for k, v in state.items()}, str(path))
+        else:
+            torch.save(state, path)
+        with torch.no_grad():
+            outputs = {"source": model(x)}
+            if ckpt.differs:
+                outputs["ours"] = _to_ours(model, ckpt.layout)(x)
+        torch.save(outputs, out / f"{ckpt.model}.{ckpt.tag}.out.pt")
+        manifest = {
+            "layout": ckpt.layout,
+            "model": ckpt.model,
+            "source_name": ckpt.source_name,
+            "reference": f"torchvision {torchvision.__version__}, timm {timm.__version__}, "
+            f"torch {torch.__version__}",
+            "keys": [[k, list(v.shape)] for k, v in state.items()],
+        }
+        name = f"{ckpt.layout}.{ckpt.source_name}.json"
+        (MANIFESTS / name).write_text(json.dumps(manifest, indent=0) + "\n")
+        print(f"reference {ckpt.model} {ckpt.tag}: {path.name}", flush=True)
+
+
+def compare(out: Path) -> int:
+    from pocketvision import create_model
+    from pocketvision.environment import environment
+    from pocketvision.weights.table import CHECKPOINTS
+
+    x = torch.load(out / "input.pt", weights_only=True)
+    results, worst = [], 0.0
+    for ckpt in CHECKPOINTS:
+        start = time.perf_counter()
+        path = out / f"{ckpt.model}.{ckpt.tag}{Path(ckpt.url).suffix}"
+        model = create_model(ckpt.model, pretrained=str(path)).eval()
+        with torch.no_grad():
+            y = model(x)
+        ref = torch.load(out / f"{ckpt.model}.{ckpt.tag}.out.pt", weights_only=True)
+        exact = ref["ours"] if "ours" in ref else ref["source"]
+        diff = (y - exact).abs().max().item()
+        scale = exact.abs().max().item()
+        rel = diff / max(1.0, scale)
+        worst = max(worst, rel)
+        result = {
+            "model": ckpt.model, "source": ckpt.source, "tag": ckpt.tag, "layout": ckpt.layout,
+            "max_abs_diff": diff, "max_abs_output": scale, "rel_diff": rel, "ok": rel <= TOL,
+            "seconds": round(time.perf_counter() - start, 2),
+        }  # fmt: skip
+        if "ours" in ref:
+            result["differs"] = ckpt.differs
+            result["max_abs_diff_vs_unpatched_source"] = (y - ref["source"]).abs().max().item()
+        results.append(result)
+        print(json.dumps(result), flush=True)
+    report = {
+        "what": "create_model(name, pretrained=FILE) vs the source's own model, random weights, "
+        "random 2x3x224x224 input; ok when max|diff| / max(1, max|output|) <= 1e-5",
+        "tolerance": TOL,
+        "environment": environment(),
+        "rows": results,
+        "all_ok": all(r["ok"] for r in results),
+    }
+    dest = ROOT / "benchmarks" / "results" / "parity.json"
+    dest.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"{sum(r['ok'] for r in results)}/{len(results)} rows exact; worst {worst:.2e} -> {dest}")
+    return 0 if report["all_ok"] else 1
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reference", action="store_true", help="the reference venv's half")
+    parser.add_argument("--dir", type=Path, default=Path("/tmp/pocketvision-parity"))
+    args = parser.parse_args()
+    if args.reference:
+        reference(args.dir)
+        return 0
+    return compare(args.dir)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
