@@ -156,6 +156,17 @@ def build_context(
     return ExportContext(run=run, model=model, verify=verify, out=out, threads=threads)
 
 
+def _choices(
+    formats: str | Sequence[str] | None, quantize: str | Sequence[str] | None
+) -> tuple[list[str], list[str]]:
+    """(formats, precisions) asked for, checked against the formats table."""
+    chosen = parse_list(formats, FORMATS, "format")
+    if formats is None:  # default: what is installed
+        chosen = installed() or list(FORMATS)
+    wanted = parse_list(quantize, QUANTIZE, "quantization")
+    return chosen, ["fp32" if q == "none" else q for q in wanted]
+
+
 def export_run(
     run: str | Path,
     *,
@@ -195,11 +206,7 @@ def export_run(
         raise PocketvisionError(f"unknown split {split!r}; choose val or test")
     if calibration_images < 1 or verify_images < 1:
         raise PocketvisionError("--calibration-images and --verify-images must be >= 1")
-    chosen = parse_list(formats, FORMATS, "format")
-    if formats is None:  # default: what is installed; say what is not
-        chosen = installed() or list(FORMATS)
-    wanted = parse_list(quantize, QUANTIZE, "quantization")
-    precisions = ["fp32" if q == "none" else q for q in wanted]
+    chosen, precisions = _choices(formats, quantize)
     started = time.perf_counter()
     loaded = load_run(run)
     folder = Path(out) if out is not None else loaded.path / "export"

@@ -207,35 +207,37 @@ def profile(
                 for batch in batches:
                     if log:
                         log(f"{name}: {rt} batch {batch}")
-                    result.runtimes.append(
-                        _measure(
-                            rt,
-                            model,
-                            size,
-                            batch,
-                            threads,
-                            runs,
-                            macs,
-                            result.gpu_peak_gflops or peak if rt in gpu else peak,
-                            Path(tmp),
-                            budget_s,
-                        )
+                    job = _Job(
+                        model,
+                        size,
+                        threads,
+                        runs,
+                        macs,
+                        result.gpu_peak_gflops or peak if rt in gpu else peak,
+                        Path(tmp),
+                        budget_s,
                     )
+                    result.runtimes.append(_measure(rt, batch, job))
     return result
 
 
-def _measure(
-    runtime: str,
-    model: nn.Module,
-    size: tuple[int, int, int],
-    batch: int,
-    threads: int,
-    runs: int,
-    macs: int,
-    peak: float,
-    tmp: Path,
-    budget_s: float | None = None,
-) -> RuntimeResult:
+@dataclass(frozen=True)
+class _Job:
+    """What every runtime and batch of one profile share."""
+
+    model: nn.Module
+    size: tuple[int, int, int]
+    threads: int
+    runs: int
+    macs: int
+    peak: float  # GFLOP/s the runtime's peak_fraction is against
+    tmp: Path
+    budget_s: float | None = None
+
+
+def _measure(runtime: str, batch: int, job: _Job) -> RuntimeResult:
+    model, size, threads, runs, macs = job.model, job.size, job.threads, job.runs, job.macs
+    peak, tmp, budget_s = job.peak, job.tmp, job.budget_s
     spec = runtimes.RUNTIMES[runtime]
     missing = spec.missing()
     if missing:
