@@ -1,4 +1,6 @@
-"""Regenerate the README's model tables (the zoo, and what small_input changes) from the registry.
+"""Regenerate the README's generated tables: the zoo and what small_input changes (from the
+registry), the published checkpoints (from pocketvision.weights) and the export formats (from
+pocketvision.export.formats).
 
 python scripts/gen_model_table.py --write README.md   # update in place
 python scripts/gen_model_table.py --check README.md   # exit 1 when stale
@@ -10,6 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from pocketvision.export import formats
 from pocketvision.weights.table import markdown_table as weights_table
 from pocketvision.zoo import markdown_table, small_input_table, zoo_rows
 
@@ -28,7 +31,8 @@ def render(readme: str) -> str:
     """The README text with the generated tables between their markers."""
     readme = _replace(readme, "models-table", markdown_table(zoo_rows()))
     readme = _replace(readme, "small-input-table", small_input_table())
-    return _replace(readme, "weights-table", weights_table())
+    readme = _replace(readme, "weights-table", weights_table())
+    return _replace(readme, "formats-table", formats.markdown_table())
 
 
 def main() -> int:

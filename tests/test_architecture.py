@@ -24,6 +24,7 @@ RANK: dict[str, float] = {
     "errors": 0,
     "__version__": 0,
     "files": 1,
+    "console": 1,
     "timing": 1,
     "environment": 1,
     "preprocess": 1,

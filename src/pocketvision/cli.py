@@ -3,6 +3,8 @@
 Each area adds its own subcommands (``add_commands``); every handler is a thin wrapper over a
 library function users can also call from Python. User errors (:class:`PocketvisionError`)
 print one line and exit with code 2; ``--debug`` anywhere on the line shows the traceback.
+``--verbose`` anywhere on the line shows what other libraries print inside pocketvision's
+calls (captured by :mod:`pocketvision.console` otherwise); ``--debug`` implies it.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from pocketvision import __version__
+from pocketvision.console import set_verbose
 from pocketvision.errors import PocketvisionError
 from pocketvision.evaluate import commands as evaluate_commands
 from pocketvision.export import commands as export_commands
@@ -51,6 +54,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"pocketvision {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="also show other libraries' warnings, logs and progress bars (anywhere on the line)",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     models = sub.add_parser("models", help="table of every registered model")
@@ -67,7 +75,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``pocketvision`` console script and ``python -m pocketvision``."""
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
-    argv = [a for a in argv if a != "--debug"]
+    set_verbose(debug or "--verbose" in argv)
+    argv = [a for a in argv if a not in ("--debug", "--verbose")]
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)

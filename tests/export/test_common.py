@@ -228,3 +228,12 @@ def test_executorch_reports_ops_left_outside_xnnpack(tmp_path: Path) -> None:
     (entry,) = executorch_export.export(ctx, ["fp32"])
     assert entry.status == "ok" and entry.max_abs_diff is not None and entry.max_abs_diff <= 1e-4
     assert entry.notes == ["not delegated to XNNPACK: _adaptive_avg_pool2d.out x1"]
+
+
+def test_readme_formats_table_is_generated_from_the_table() -> None:
+    from pocketvision.export import formats
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    block = readme.split("<!-- formats-table:start")[1].split("<!-- formats-table:end -->")[0]
+    assert block.split("-->\n", 1)[1].strip() == formats.markdown_table()
+    assert formats.FORMATS == ("onnx", "coreml", "tflite", "executorch")

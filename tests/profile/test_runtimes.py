@@ -118,3 +118,27 @@ def test_litert_loop_runs_a_graph_with_the_batch_baked_in() -> None:
     litert, loop = result.runtimes
     assert litert.status == "failed", litert
     assert loop.status == "ok" and loop.max_abs_diff is not None and loop.max_abs_diff < 1e-4
+
+
+@pytest.mark.parametrize("before", [True, False])
+def test_strict_fp32_restores_the_tf32_flags(before: bool) -> None:
+    cudnn, matmul = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = before
+    torch.backends.cuda.matmul.allow_tf32 = before
+    try:
+        with runtimes.strict_fp32():
+            assert not torch.backends.cudnn.allow_tf32
+            assert not torch.backends.cuda.matmul.allow_tf32
+        assert torch.backends.cudnn.allow_tf32 is before
+        assert torch.backends.cuda.matmul.allow_tf32 is before
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = cudnn, matmul
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_gpu_runtimes_leave_the_tf32_flags_as_they_were(tmp_path: Path) -> None:
+    flags = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
+    call = runtimes.RUNTIMES["eager_cuda"].prepare(_model(), torch.randn(2, 1, 32, 32), tmp_path, 1)
+    call()
+    assert (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32) == flags

@@ -11,7 +11,16 @@ is cheap and a missing converter fails only its own format.
 
 from __future__ import annotations
 
-from pocketvision.export.api import REPORT, export_run, format_table
-from pocketvision.export.common import FORMATS, QUANTIZE, ExportResult
+from pocketvision.export.api import REPORT, ExportReport, export_run, format_table
+from pocketvision.export.common import ExportResult
+from pocketvision.export.formats import FORMATS, QUANTIZE
 
-__all__ = ["FORMATS", "QUANTIZE", "REPORT", "ExportResult", "export_run", "format_table"]
+__all__ = [
+    "FORMATS",
+    "QUANTIZE",
+    "REPORT",
+    "ExportReport",
+    "ExportResult",
+    "export_run",
+    "format_table",
+]

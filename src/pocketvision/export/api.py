@@ -3,29 +3,68 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Sequence
-from dataclasses import asdict
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from pocketvision.console import captured
 from pocketvision.errors import PocketvisionError
-from pocketvision.export.common import (
-    FORMATS,
-    QUANTIZE,
-    ExportContext,
-    ExportResult,
-    VerifySet,
-    missing_packages,
-    mobile_form,
-)
+from pocketvision.export.common import ExportContext, ExportResult, VerifySet, mobile_form
+from pocketvision.export.formats import FORMATS, QUANTIZE, installed
 from pocketvision.files import write_json
 from pocketvision.preprocess import normalize
 from pocketvision.rundir import LABELS, PREPROCESSING, LoadedRun, load_run, write_labels
 
 REPORT = "export_report.json"
+SUMMARY = "export_summary.json"
+
+
+@dataclass
+class ExportReport:
+    """What :func:`export_run` did: one :class:`ExportResult` per file, and the check's set-up.
+
+    Iterating it gives the results. ``export_report.json`` holds ``results`` and
+    ``export_summary.json`` the rest.
+    """
+
+    folder: Path
+    run: str
+    model: str
+    split: str
+    verify_images: int
+    calibration_images: int
+    threads: int
+    pytorch_accuracy: float | None
+    results: list[ExportResult] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def __iter__(self) -> Iterator[ExportResult]:
+        return iter(self.results)
+
+    def __len__(self) -> int:
+        return len(self.results)
+
+    @property
+    def failed(self) -> list[ExportResult]:
+        return [r for r in self.results if r.status == "failed"]
+
+    def summary(self) -> dict[str, Any]:
+        """The content of export_summary.json."""
+        return {
+            "pytorch_accuracy": self.pytorch_accuracy,
+            "run": self.run,
+            "model": self.model,
+            "split": self.split,
+            "verify_images": self.verify_images,
+            "calibration_images": self.calibration_images,
+            "threads": self.threads,
+            "seconds": self.seconds,
+        }
 
 
 def parse_list(value: str | Sequence[str] | None, allowed: Sequence[str], what: str) -> list[str]:
@@ -117,6 +156,17 @@ def build_context(
     return ExportContext(run=run, model=model, verify=verify, out=out, threads=threads)
 
 
+def _choices(
+    formats: str | Sequence[str] | None, quantize: str | Sequence[str] | None
+) -> tuple[list[str], list[str]]:
+    """(formats, precisions) asked for, checked against the formats table."""
+    chosen = parse_list(formats, FORMATS, "format")
+    if formats is None:  # default: what is installed
+        chosen = installed() or list(FORMATS)
+    wanted = parse_list(quantize, QUANTIZE, "quantization")
+    return chosen, ["fp32" if q == "none" else q for q in wanted]
+
+
 def export_run(
     run: str | Path,
     *,
@@ -129,7 +179,7 @@ def export_run(
     threads: int = 1,
     codegen: bool = True,
     images: tuple[np.ndarray, np.ndarray | None] | None = None,
-) -> list[ExportResult]:
+) -> ExportReport:
     """Export a trained run to mobile formats and check every file against PyTorch.
 
     Args:
@@ -146,7 +196,8 @@ def export_run(
         images: (uint8 (N, C, H, W), labels or None) to check on instead of the run's data.
 
     Returns:
-        One :class:`ExportResult` per file, also written to ``OUT/export_report.json``.
+        The :class:`ExportReport`: one :class:`ExportResult` per file (also written to
+        ``OUT/export_report.json``) and the check's set-up (``OUT/export_summary.json``).
 
     Raises:
         PocketvisionError: The run has no checkpoint, or an argument is invalid.
@@ -155,11 +206,8 @@ def export_run(
         raise PocketvisionError(f"unknown split {split!r}; choose val or test")
     if calibration_images < 1 or verify_images < 1:
         raise PocketvisionError("--calibration-images and --verify-images must be >= 1")
-    chosen = parse_list(formats, FORMATS, "format")
-    if formats is None:  # default: what is installed; say what is not
-        chosen = [f for f in FORMATS if not missing_packages(f)] or list(FORMATS)
-    wanted = parse_list(quantize, QUANTIZE, "quantization")
-    precisions = ["fp32" if q == "none" else q for q in wanted]
+    chosen, precisions = _choices(formats, quantize)
+    started = time.perf_counter()
     loaded = load_run(run)
     folder = Path(out) if out is not None else loaded.path / "export"
     folder.mkdir(parents=True, exist_ok=True)
@@ -175,6 +223,36 @@ def export_run(
     write_labels(folder / LABELS, loaded.labels)
     shutil.copyfile(loaded.path / PREPROCESSING, folder / PREPROCESSING)
 
+    results = _export_formats(ctx, chosen, precisions)
+    torch_acc = None
+    if ctx.verify.labels is not None:
+        torch_acc = float((ctx.verify.reference.argmax(1) == ctx.verify.labels).mean())
+    if codegen:
+        from pocketvision.export.codegen import generate_apps
+
+        with captured():  # coremltools prints on import
+            generate_apps(ctx, results)
+    report = ExportReport(
+        folder=folder,
+        run=str(loaded.path),
+        model=loaded.spec.name,
+        split=ctx.verify.split,
+        verify_images=len(ctx.verify.inputs),
+        calibration_images=len(ctx.verify.calibration),
+        threads=threads,
+        pytorch_accuracy=torch_acc,
+        results=results,
+        seconds=round(time.perf_counter() - started, 3),
+    )
+    write_json(folder / REPORT, [asdict(r) for r in results])
+    write_json(folder / SUMMARY, report.summary())
+    return report
+
+
+def _export_formats(
+    ctx: ExportContext, chosen: Sequence[str], precisions: Sequence[str]
+) -> list[ExportResult]:
+    """Every chosen format's files, each converter's own output captured (see console)."""
     from pocketvision.export import (
         coreml_export,
         executorch_export,
@@ -190,10 +268,11 @@ def export_run(
     }
     results: list[ExportResult] = []
     previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
+    torch.set_num_threads(ctx.threads)
     try:
         for fmt in chosen:
-            results += exporters[fmt](ctx, precisions)
+            with captured():
+                results += exporters[fmt](ctx, precisions)
     finally:
         torch.set_num_threads(previous)
     fp32 = {r.format: r for r in results if r.precision == "fp32" and r.variant != "neuralnetwork"}
@@ -201,28 +280,6 @@ def export_run(
         base = fp32.get(entry.format)
         if entry.size_bytes and base is not None and base.size_bytes and entry is not base:
             entry.notes.append(f"size {entry.size_bytes / base.size_bytes:.2f}x fp32")
-    if ctx.verify.labels is not None:
-        torch_acc = float((ctx.verify.reference.argmax(1) == ctx.verify.labels).mean())
-        summary: dict[str, Any] = {"pytorch_accuracy": torch_acc}
-    else:
-        summary = {"pytorch_accuracy": None}
-    if codegen:
-        from pocketvision.export.codegen import generate_apps
-
-        generate_apps(ctx, results)
-    write_json(folder / REPORT, [asdict(r) for r in results])
-    write_json(
-        folder / "export_summary.json",
-        {
-            **summary,
-            "run": str(loaded.path),
-            "model": loaded.spec.name,
-            "split": ctx.verify.split,
-            "verify_images": len(ctx.verify.inputs),
-            "calibration_images": len(ctx.verify.calibration),
-            "threads": threads,
-        },
-    )
     return results
 
 
@@ -230,8 +287,12 @@ def _fmt(value: float | None, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
 
-def format_table(results: Sequence[ExportResult], pytorch_accuracy: float | None = None) -> str:
+def format_table(
+    results: ExportReport | Sequence[ExportResult], pytorch_accuracy: float | None = None
+) -> str:
     """The report as a fixed-width text table (what the CLI prints)."""
+    if isinstance(results, ExportReport) and pytorch_accuracy is None:
+        pytorch_accuracy = results.pytorch_accuracy
     header = ("format", "precision", "size", "max|diff|", "top-1 agree", "accuracy", "ms", "status")
     rows = [header]
     for r in results:

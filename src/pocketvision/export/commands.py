@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import json
-from pathlib import Path
+
+from pocketvision.export.formats import FORMATS, QUANTIZE
 
 
 def _export(args: argparse.Namespace) -> int:
     from pocketvision.export import export_run, format_table
 
-    results = export_run(
+    report = export_run(
         args.run,
         formats=args.format,
         quantize=args.quantize,
@@ -21,14 +21,12 @@ def _export(args: argparse.Namespace) -> int:
         threads=args.threads,
         codegen=not args.no_code,
     )
-    folder = Path(args.out or Path(args.run) / "export")
-    summary = json.loads((folder / "export_summary.json").read_text())
-    print(format_table(results, summary.get("pytorch_accuracy")))
+    print(format_table(report))
     print(
-        f"checked on {summary['verify_images']} {summary['split']} images; "
-        f"report: {folder / 'export_report.json'}"
+        f"checked on {report.verify_images} {report.split} images; "
+        f"report: {report.folder / 'export_report.json'}"
     )
-    return 1 if any(r.status == "failed" for r in results) else 0
+    return 1 if report.failed else 0
 
 
 def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -45,9 +43,11 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
     parser.add_argument("run", help="run directory (runs/NAME)")
     parser.add_argument(
         "--format",
-        help="comma list of onnx,coreml,tflite,executorch (default: all installed)",
+        help=f"comma list of {','.join(FORMATS)} (default: all installed)",
     )
-    parser.add_argument("--quantize", help="comma list of none,fp16,int8 (default: all three)")
+    parser.add_argument(
+        "--quantize", help=f"comma list of {','.join(QUANTIZE)} (default: all of them)"
+    )
     parser.add_argument(
         "--calibration-images",
         type=int,

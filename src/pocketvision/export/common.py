@@ -1,11 +1,10 @@
 """What every exporter shares: the report entry, the verification images, scoring against
-PyTorch, latency timing, the mobile form of a model, and one-line converter errors.
+PyTorch, the mobile form of a model, and one-line converter errors.
 """
 
 from __future__ import annotations
 
 import copy
-import importlib.util
 import itertools
 import re
 from collections.abc import Sequence
@@ -18,19 +17,10 @@ import torch
 from torch import nn
 
 from pocketvision.errors import PocketvisionError
+from pocketvision.export.agreement import agreement
+from pocketvision.export.formats import BY_NAME
 from pocketvision.preprocess import Preprocessing
 from pocketvision.rundir import LoadedRun
-
-FORMATS = ("onnx", "coreml", "tflite", "executorch")
-# "none" means fp32; "int8" gives every int8 variant a format has (TFLite: dynamic and full).
-QUANTIZE = ("none", "fp16", "int8")
-# Python modules each format needs; a missing one turns that format into a "failed" entry.
-REQUIRES: dict[str, tuple[str, ...]] = {
-    "onnx": ("onnx", "onnxscript", "onnxruntime"),
-    "coreml": ("coremltools",),
-    "tflite": ("litert_torch", "ai_edge_litert", "ai_edge_quantizer"),
-    "executorch": ("executorch",),
-}
 
 
 @dataclass
@@ -52,6 +42,8 @@ class ExportResult:
         error: Why it failed, or what was not checked, on one line.
         variant: Container detail, e.g. "mlprogram" or "neuralnetwork" for Core ML.
         notes: Facts worth knowing (ops left out of a delegate, reference accuracy).
+        seconds: Wall time to write and check this file (a base conversion that several
+            files share counts in the first of them).
     """
 
     format: str
@@ -66,6 +58,7 @@ class ExportResult:
     error: str | None = None
     variant: str | None = None
     notes: list[str] = field(default_factory=list)
+    seconds: float | None = None
 
 
 @dataclass
@@ -112,21 +105,9 @@ class ExportContext:
         return torch.from_numpy(self.verify.inputs[:batch].copy())
 
 
-def missing_packages(fmt: str) -> list[str]:
-    """Modules ``fmt`` needs that are not importable here."""
-    return [m for m in REQUIRES[fmt] if importlib.util.find_spec(m) is None]
-
-
 def require(fmt: str) -> None:
     """Raise a one-line error naming the missing package and the extra that installs it."""
-    try:
-        missing = missing_packages(fmt)
-    except (ImportError, ValueError):  # a module set to None in sys.modules, or broken
-        missing = list(REQUIRES[fmt])
-    if missing:
-        raise PocketvisionError(
-            f"{fmt} export needs {', '.join(missing)}: pip install 'pocketvision[export]'"
-        )
+    BY_NAME[fmt].require()
 
 
 def file_size(path: Path) -> int:
@@ -137,7 +118,7 @@ def file_size(path: Path) -> int:
 
 
 def score(verify: VerifySet, outputs: np.ndarray, *, probabilities: bool = False) -> dict[str, Any]:
-    """Compare a runtime's outputs with PyTorch's on the verification images.
+    """The report's numbers for a runtime's outputs on the verification images.
 
     Args:
         verify: The images and PyTorch's logits.
@@ -145,19 +126,12 @@ def score(verify: VerifySet, outputs: np.ndarray, *, probabilities: bool = False
         probabilities: ``outputs`` are softmax probabilities (Core ML); compare with
             PyTorch's softmax instead of its logits.
     """
-    ref = verify.reference
-    if probabilities:
-        ref = torch.softmax(torch.from_numpy(ref), dim=1).numpy()
-    outputs = np.asarray(outputs, dtype=np.float32).reshape(ref.shape)
-    top1 = outputs.argmax(axis=1)
-    result: dict[str, Any] = {
-        "max_abs_diff": float(np.abs(outputs - ref).max()),
-        "top1_agreement": float((top1 == ref.argmax(axis=1)).mean()),
-        "val_accuracy": None,
+    found = agreement(verify.reference, outputs, labels=verify.labels, probabilities=probabilities)
+    return {
+        "max_abs_diff": found.max_abs_diff,
+        "top1_agreement": found.top1_agreement,
+        "val_accuracy": found.accuracy,
     }
-    if verify.labels is not None:
-        result["val_accuracy"] = float((top1 == verify.labels).mean())
-    return result
 
 
 class GlobalAvgPool(nn.Module):

@@ -16,6 +16,8 @@ scale and bias, labels, softmax before the classifier, output names) and the ent
 from __future__ import annotations
 
 import platform
+import shutil
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -30,9 +32,11 @@ from pocketvision.export.common import (
     ExportResult,
     describe_failure,
     file_size,
+    mobile_form,
     require,
     score,
 )
+from pocketvision.preprocess import Preprocessing
 from pocketvision.timing import median_latency_ms
 
 INPUT_NAME = "image"
@@ -78,14 +82,21 @@ class Probabilities(nn.Module):
         return torch.softmax(self.model(image), dim=1)
 
 
-def convert(ctx: ExportContext, precision: str, variant: str) -> Any:
-    """Convert to an MLModel of one precision and container, with metadata."""
+def convert(
+    model: nn.Module,
+    *,
+    prep: Preprocessing,
+    labels: Sequence[str],
+    name: str,
+    precision: str = "fp32",
+    variant: str = "mlprogram",
+) -> Any:
+    """Convert ``model`` (as given) to an MLModel of one precision and container, with metadata."""
     import coremltools as ct
 
-    prep = ctx.prep
     c, h, w = prep.input_size
     scale, bias = folded_normalisation(prep.mean, prep.std)
-    wrapped = Probabilities(ctx.model, prep.mean, prep.std).eval()
+    wrapped = Probabilities(model, prep.mean, prep.std).eval()
     # torch.export, not jit.trace: a trace keeps shape arithmetic as int() casts that
     # coremltools cannot convert (ShuffleNet's channel shuffle); export fixes the shapes.
     with torch.no_grad():
@@ -105,10 +116,10 @@ def convert(ctx: ExportContext, precision: str, variant: str) -> Any:
         kwargs["compute_precision"] = (
             ct.precision.FLOAT32 if precision == "fp32" else ct.precision.FLOAT16
         )
-    model = ct.convert(
+    mlmodel = ct.convert(
         program,
         inputs=[image],
-        classifier_config=ct.ClassifierConfig(ctx.labels, predicted_feature_name=LABEL_NAME),
+        classifier_config=ct.ClassifierConfig(list(labels), predicted_feature_name=LABEL_NAME),
         convert_to=variant,
         **kwargs,
     )
@@ -122,21 +133,20 @@ def convert(ctx: ExportContext, precision: str, variant: str) -> Any:
         config = OptimizationConfig(
             global_config=OpLinearQuantizerConfig(mode="linear_symmetric", weight_threshold=0)
         )
-        model = linear_quantize_weights(model, config=config)
-    describe(model, ctx, precision)
-    return model
+        mlmodel = linear_quantize_weights(mlmodel, config=config)
+    describe(mlmodel, prep=prep, labels=labels, name=name, precision=precision)
+    return mlmodel
 
 
-def describe(model: Any, ctx: ExportContext, precision: str) -> None:
+def describe(
+    model: Any, *, prep: Preprocessing, labels: Sequence[str], name: str, precision: str
+) -> None:
     """Author, license, description, version, input/output descriptions, preprocessing."""
-    prep = ctx.prep
     c, h, w = prep.input_size
     mode = "grayscale" if c == 1 else "RGB"
     model.author = "pocketvision"
     model.license = "Apache-2.0 (pocketvision); weights: as licensed by the training data owner"
-    model.short_description = (
-        f"{ctx.run.spec.name} image classifier ({len(ctx.labels)} classes, {precision})"
-    )
+    model.short_description = f"{name} image classifier ({len(labels)} classes, {precision})"
     model.version = __version__
     model.input_description[INPUT_NAME] = (
         f"{w}x{h} {mode} image, stretched to this size (no crop); normalised inside the model "
@@ -148,11 +158,11 @@ def describe(model: Any, ctx: ExportContext, precision: str) -> None:
     model.output_description[probs] = "probability of every class label (softmax)"
     model.user_defined_metadata.update(
         {
-            "com.pocketvision.model": ctx.run.spec.name,
+            "com.pocketvision.model": name,
             "com.pocketvision.mean": ",".join(map(str, prep.mean)),
             "com.pocketvision.std": ",".join(map(str, prep.std)),
             "com.pocketvision.input_size": ",".join(map(str, prep.input_size)),
-            "com.pocketvision.labels": "\n".join(ctx.labels),
+            "com.pocketvision.labels": "\n".join(labels),
         }
     )
 
@@ -239,9 +249,8 @@ def inspect_spec(spec: Any) -> dict[str, Any]:
     return info
 
 
-def spec_problems(info: dict[str, Any], ctx: ExportContext) -> list[str]:
+def spec_problems(info: dict[str, Any], prep: Preprocessing, labels: Sequence[str]) -> list[str]:
     """Every way the saved spec differs from what the run says the app must feed it."""
-    prep = ctx.prep
     c, h, w = prep.input_size
     scale, bias = folded_normalisation(prep.mean, prep.std)
     want = {
@@ -250,7 +259,7 @@ def spec_problems(info: dict[str, Any], ctx: ExportContext) -> list[str]:
         "width": w,
         "height": h,
         "color": "grayscale" if c == 1 else "RGB",
-        "labels": list(ctx.labels),
+        "labels": list(labels),
         "label_name": LABEL_NAME,
         "ends_in_softmax": True,
     }
@@ -291,6 +300,94 @@ def check_predictions(ctx: ExportContext, path: Path) -> dict[str, Any]:
     return result
 
 
+def save(mlmodel: Any, path: Path) -> None:
+    """Save over any earlier file or package at ``path``."""
+    if path.exists():
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+    mlmodel.save(str(path))
+
+
+def to_coreml(
+    model: nn.Module,
+    example: torch.Tensor,
+    path: str | Path,
+    *,
+    precision: str = "fp32",
+    variant: str = "mlprogram",
+    labels: Sequence[str] | None = None,
+    preprocessing: Preprocessing | None = None,
+    name: str | None = None,
+) -> Path:
+    """Convert a model to a Core ML classifier with an image input, in its mobile form.
+
+    Args:
+        model: Any eval-mode module taking (N, C, H, W) float32.
+        example: An input batch (its C, H, W are the image input's).
+        path: The .mlpackage (mlprogram) or .mlmodel (neuralnetwork) to write.
+        precision: "fp32", "fp16" or "int8" (int8 weights; mlprogram only).
+        variant: "mlprogram" or "neuralnetwork" (fp32 only).
+        labels: Class names (default "0".."K-1").
+        preprocessing: The normalisation folded into the image input (default: mean 0, std 1,
+            i.e. the model takes pixel / 255).
+        name: The model's name in the metadata (default: its class name).
+
+    Returns:
+        ``path``.
+    """
+    path = Path(path)
+    size = tuple(int(d) for d in example.shape[1:])
+    if labels is None:
+        with torch.no_grad():
+            labels = [str(i) for i in range(model(example[:1]).shape[1])]
+    if preprocessing is None:
+        channels = size[0]
+        preprocessing = Preprocessing(
+            (size[0], size[1], size[2]), (0.0,) * channels, (1.0,) * channels
+        )
+    mlmodel = convert(
+        mobile_form(model, size),
+        prep=preprocessing,
+        labels=labels,
+        name=name or type(model).__name__,
+        precision=precision,
+        variant=variant,
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save(mlmodel, path)
+    return path
+
+
+def _write_and_check(ctx: ExportContext, entry: ExportResult, path: Path) -> None:
+    """Convert one (precision, variant), save it, check the spec and, on macOS, predictions."""
+    precision, variant = entry.precision, entry.variant or "mlprogram"
+    require("coreml")
+    import coremltools as ct
+
+    mlmodel = convert(
+        ctx.model,
+        prep=ctx.prep,
+        labels=ctx.labels,
+        name=ctx.run.spec.name,
+        precision=precision,
+        variant=variant,
+    )
+    save(mlmodel, path)
+    entry.size_bytes = file_size(path)
+    info = inspect_spec(ct.utils.load_spec(str(path)))
+    ios = MIN_IOS["int8"] if precision == "int8" else MIN_IOS[variant]
+    entry.notes.append(f"iOS {ios}+ (spec version {info['spec_version']})")
+    problems = spec_problems(info, ctx.prep, ctx.labels)
+    if problems:
+        entry.error = "spec check: " + "; ".join(problems)
+    elif can_predict():
+        for key, value in check_predictions(ctx, path).items():
+            setattr(entry, key, value)
+        entry.status = "ok"
+    else:
+        entry.status = "unverified"
+        entry.error = "spec checked; predictions are checked only on macOS"
+
+
 def export(ctx: ExportContext, precisions: Sequence[str]) -> list[ExportResult]:
     """mlprogram at every asked precision, plus the neuralnetwork .mlmodel with fp32."""
     folder = ctx.out / "coreml"
@@ -300,35 +397,15 @@ def export(ctx: ExportContext, precisions: Sequence[str]) -> list[ExportResult]:
         jobs.append(("fp32", "neuralnetwork"))
     results = []
     for precision, variant in jobs:
+        started = time.perf_counter()
         path = folder / FILES[(precision, variant)]
         entry = ExportResult(
             "coreml", precision, path=str(path.relative_to(ctx.out)), variant=variant
         )
         try:
-            require("coreml")
-            model = convert(ctx, precision, variant)
-            if path.exists():
-                import shutil
-
-                shutil.rmtree(path) if path.is_dir() else path.unlink()
-            model.save(str(path))
-            entry.size_bytes = file_size(path)
-            import coremltools as ct
-
-            info = inspect_spec(ct.utils.load_spec(str(path)))
-            ios = MIN_IOS["int8"] if precision == "int8" else MIN_IOS[variant]
-            entry.notes.append(f"iOS {ios}+ (spec version {info['spec_version']})")
-            problems = spec_problems(info, ctx)
-            if problems:
-                entry.error = "spec check: " + "; ".join(problems)
-            elif can_predict():
-                for key, value in check_predictions(ctx, path).items():
-                    setattr(entry, key, value)
-                entry.status = "ok"
-            else:
-                entry.status = "unverified"
-                entry.error = "spec checked; predictions are checked only on macOS"
+            _write_and_check(ctx, entry, path)
         except Exception as err:
             entry.error = describe_failure(err, ctx.model, ctx.example())
+        entry.seconds = round(time.perf_counter() - started, 3)
         results.append(entry)
     return results

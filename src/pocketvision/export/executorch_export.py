@@ -5,6 +5,7 @@ checked with the ExecuTorch Python runtime. Every op the delegate did not take i
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -12,12 +13,14 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
 from pocketvision.export.common import (
     ExportContext,
     ExportResult,
     describe_failure,
     file_size,
+    mobile_form,
     require,
     score,
 )
@@ -28,13 +31,14 @@ FILE = "model_xnnpack.pte"
 _PLUMBING = {"executorch_call_delegate", "getitem", "alloc"}
 
 
-def lower(ctx: ExportContext) -> tuple[bytes, list[str]]:
-    """Export, lower to XNNPACK, and list the ops (with counts) left outside the delegate."""
+def lower(model: nn.Module, example: torch.Tensor) -> tuple[bytes, list[str]]:
+    """Export ``model`` (as given) at ``example``'s shape, batch included (programs have static
+    shapes), lower to XNNPACK, and list the ops (with counts) left outside the delegate."""
     from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
     from executorch.exir import to_edge_transform_and_lower
 
     with torch.no_grad():
-        program = torch.export.export(ctx.model, (ctx.example(1),))
+        program = torch.export.export(model, (example,))
     executorch = to_edge_transform_and_lower(
         program, partitioner=[XnnpackPartitioner()]
     ).to_executorch()
@@ -48,11 +52,34 @@ def lower(ctx: ExportContext) -> tuple[bytes, list[str]]:
     return bytes(executorch.buffer), [f"{op} x{n}" for op, n in sorted(left_out.items())]
 
 
-def check(ctx: ExportContext, path: Path) -> dict[str, Any]:
-    """Run every verification image through the ExecuTorch runtime (batch 1)."""
+def to_pte(model: nn.Module, example: torch.Tensor, path: str | Path) -> Path:
+    """Convert a model to an XNNPACK .pte at ``example``'s shape, in its mobile form.
+
+    Args:
+        model: Any eval-mode module taking (N, C, H, W) float32.
+        example: The input batch; the program takes exactly this shape.
+        path: The file to write.
+
+    Returns:
+        ``path``. :func:`lower` also says which ops stayed outside the delegate.
+    """
+    path = Path(path)
+    buffer, _ = lower(mobile_form(model, tuple(example.shape[1:])), example)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(buffer)
+    return path
+
+
+def load_method(path: str | Path) -> Any:
+    """The program's ``forward`` in the ExecuTorch Python runtime."""
     from executorch.runtime import Runtime
 
-    method = Runtime.get().load_program(str(path)).load_method("forward")
+    return Runtime.get().load_program(str(path)).load_method("forward")
+
+
+def check(ctx: ExportContext, path: Path) -> dict[str, Any]:
+    """Run every verification image through the ExecuTorch runtime (batch 1)."""
+    method = load_method(path)
     inputs = torch.from_numpy(ctx.verify.inputs)
 
     def run(image: torch.Tensor) -> np.ndarray:
@@ -74,9 +101,10 @@ def export(ctx: ExportContext, precisions: Sequence[str]) -> list[ExportResult]:
     entry = ExportResult(
         "executorch", "fp32", path=str(path.relative_to(ctx.out)), variant="xnnpack"
     )
+    started = time.perf_counter()
     try:
         require("executorch")
-        buffer, left_out = lower(ctx)
+        buffer, left_out = lower(ctx.model, ctx.example(1))
         path.write_bytes(buffer)
         entry.size_bytes = file_size(path)
         for key, value in check(ctx, path).items():
@@ -88,4 +116,5 @@ def export(ctx: ExportContext, precisions: Sequence[str]) -> list[ExportResult]:
             entry.notes.append("whole graph delegated to XNNPACK")
     except Exception as err:
         entry.error = describe_failure(err, ctx.model, ctx.example())
+    entry.seconds = round(time.perf_counter() - started, 3)
     return [entry]

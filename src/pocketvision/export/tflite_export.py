@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import io
 import re
+import time
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -33,6 +34,7 @@ from pocketvision.export.common import (
     ExportResult,
     describe_failure,
     file_size,
+    mobile_form,
     require,
     score,
 )
@@ -74,11 +76,18 @@ def nhwc(images: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(images.transpose(0, 2, 3, 1))
 
 
-def convert_fp32(ctx: ExportContext) -> bytes:
+def _nhwc_example(example: torch.Tensor) -> torch.Tensor:
+    """One image of an NCHW batch, channels last: the batch-1 input a phone feeds."""
+    return example[:1].permute(0, 2, 3, 1).contiguous()
+
+
+def convert_fp32(model: nn.Module, example: torch.Tensor) -> bytes:
+    """The fp32 flatbuffer of ``model`` (as given) at batch 1; ``example`` is NCHW."""
     litert_torch = _litert_torch()
-    example = torch.from_numpy(nhwc(ctx.verify.inputs[:1]))
     edge = litert_torch.convert(
-        ChannelsLast(ctx.model).eval(), sample_args=(), sample_kwargs={INPUT_NAME: example}
+        ChannelsLast(model).eval(),
+        sample_args=(),
+        sample_kwargs={INPUT_NAME: _nhwc_example(example)},
     )
     return bytes(edge.model_content())
 
@@ -108,9 +117,10 @@ def quantize(fp32: bytes, precision: str) -> bytes:
     return bytes(result.quantized_model)
 
 
-def convert_int8(ctx: ExportContext) -> bytes:
+def convert_int8(model: nn.Module, example: torch.Tensor, calibration: np.ndarray) -> bytes:
     """Full int8 (weights per channel, activations per tensor, int8 input and output) by
-    PT2E quantization in PyTorch, calibrated on training images, then converted.
+    PT2E quantization in PyTorch, calibrated on ``calibration`` (normalised NCHW float32
+    training images), then converted.
 
     ai-edge-quantizer's static recipe on the fp32 flatbuffer was measured to lose 3-7
     accuracy points on a Fashion-MNIST LeNet with 200 calibration images; this path lost none.
@@ -123,16 +133,14 @@ def convert_int8(ctx: ExportContext) -> bytes:
     from litert_torch.quantize.quant_config import QuantConfig
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
-    example = torch.from_numpy(nhwc(ctx.verify.inputs[:1]))
+    example = _nhwc_example(example)
     quantizer = PT2EQuantizer().set_global(
         get_symmetric_quantization_config(is_per_channel=True, is_dynamic=False)
     )
     with torch.no_grad():
-        graph = torch.export.export(
-            ChannelsLast(ctx.model).eval(), (), {INPUT_NAME: example}
-        ).module()
+        graph = torch.export.export(ChannelsLast(model).eval(), (), {INPUT_NAME: example}).module()
         prepared = prepare_pt2e(graph, quantizer)
-        for image in nhwc(ctx.verify.calibration):
+        for image in nhwc(np.asarray(calibration, np.float32)):
             prepared(**{INPUT_NAME: torch.from_numpy(image[None])})
         quantized = convert_pt2e(prepared, fold_quantize=False)
     edge = litert_torch.convert(
@@ -184,6 +192,73 @@ def with_labels(flatbuffer: bytes, labels: Sequence[str]) -> bytes:
     return flatbuffer + archive.getvalue()
 
 
+def finish(flatbuffer: bytes, labels: Sequence[str] | None) -> bytes:
+    """The file as written: inner tensor names compacted, labels.txt appended when given."""
+    compact = compact_names(flatbuffer)
+    return compact if labels is None else with_labels(compact, labels)
+
+
+def convert(
+    model: nn.Module,
+    example: torch.Tensor,
+    precision: str,
+    calibration: np.ndarray | None = None,
+    fp32: bytes | None = None,
+) -> bytes:
+    """The raw flatbuffer of one precision; fp16 and int8_dynamic derive from ``fp32`` (the
+    fp32 flatbuffer, converted now when not given), int8 needs ``calibration``."""
+    if precision == "int8":
+        if calibration is None:
+            raise ValueError("int8 needs calibration inputs")
+        return convert_int8(model, example, calibration)
+    if precision not in FILES:
+        raise ValueError(f"no LiteRT {precision} path; choose from {', '.join(FILES)}")
+    base = fp32 if fp32 is not None else convert_fp32(model, example)
+    return base if precision == "fp32" else quantize(base, precision)
+
+
+def to_tflite(
+    model: nn.Module,
+    example: torch.Tensor,
+    path: str | Path,
+    *,
+    precision: str = "fp32",
+    calibration: np.ndarray | None = None,
+    labels: Sequence[str] | None = None,
+) -> Path:
+    """Convert a model to one .tflite file (batch 1, NHWC input), in its mobile form.
+
+    Args:
+        model: Any eval-mode module taking (N, C, H, W) float32.
+        example: An NCHW input batch; the file takes one image of its shape, channels last.
+        path: The file to write.
+        precision: "fp32", "fp16", "int8_dynamic" or "int8" (full int8; needs calibration).
+        calibration: Normalised (M, C, H, W) float32 inputs that set int8 activation ranges.
+        labels: Class names appended to the file as labels.txt (see the module docstring).
+
+    Returns:
+        ``path``.
+    """
+    path = Path(path)
+    mobile = mobile_form(model, tuple(example.shape[1:]))
+    data = convert(mobile, example, precision, calibration)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(finish(data, labels))
+    return path
+
+
+def interpreter(path: str | Path, *, threads: int = 1, batch: int = 1) -> Any:
+    """A LiteRT Interpreter on the file, its input resized to ``batch``, tensors allocated."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interp = Interpreter(model_path=str(path), num_threads=threads)
+    if batch != 1:
+        detail = interp.get_input_details()[0]
+        interp.resize_tensor_input(detail["index"], [batch, *detail["shape"][1:]])
+    interp.allocate_tensors()
+    return interp
+
+
 def _quantize_input(x: np.ndarray, detail: dict[str, Any]) -> np.ndarray:
     dtype = detail["dtype"]
     if dtype == np.float32:
@@ -202,18 +277,15 @@ def _dequantize_output(y: np.ndarray, detail: dict[str, Any]) -> np.ndarray:
 
 def check(ctx: ExportContext, path: Path) -> dict[str, Any]:
     """Run every verification image through the LiteRT interpreter (batch 1, as on a phone)."""
-    from ai_edge_litert.interpreter import Interpreter
-
-    interpreter = Interpreter(model_path=str(path), num_threads=ctx.threads)
-    interpreter.allocate_tensors()
-    inp = interpreter.get_input_details()[0]
-    out = interpreter.get_output_details()[0]
+    interp = interpreter(path, threads=ctx.threads)
+    inp = interp.get_input_details()[0]
+    out = interp.get_output_details()[0]
     images = nhwc(ctx.verify.inputs)
 
     def run(image: np.ndarray) -> np.ndarray:
-        interpreter.set_tensor(inp["index"], _quantize_input(image[None], inp))
-        interpreter.invoke()
-        return _dequantize_output(interpreter.get_tensor(out["index"]), out)[0]
+        interp.set_tensor(inp["index"], _quantize_input(image[None], inp))
+        interp.invoke()
+        return _dequantize_output(interp.get_tensor(out["index"]), out)[0]
 
     outputs = np.stack([run(image) for image in images])
     result = score(ctx.verify, outputs)
@@ -243,9 +315,10 @@ def export(ctx: ExportContext, precisions: Sequence[str]) -> list[ExportResult]:
     wanted = [p for p in ("fp32", "fp16") if p in precisions]
     if "int8" in precisions:
         wanted += ["int8_dynamic", "int8"]
+    started = time.perf_counter()
     try:
         require("tflite")
-        fp32 = convert_fp32(ctx)
+        fp32 = convert_fp32(ctx.model, ctx.example())
     except Exception as err:
         message = describe_failure(err, ctx.model, ctx.example())
         return [ExportResult("tflite", p, error=message) for p in wanted]
@@ -254,18 +327,15 @@ def export(ctx: ExportContext, precisions: Sequence[str]) -> list[ExportResult]:
         path = folder / FILES[precision]
         entry = ExportResult("tflite", precision, path=str(path.relative_to(ctx.out)))
         try:
-            if precision == "fp32":
-                flatbuffer = fp32
-            elif precision == "int8":
-                flatbuffer = convert_int8(ctx)
-            else:
-                flatbuffer = quantize(fp32, precision)
-            path.write_bytes(with_labels(compact_names(flatbuffer), ctx.labels))
+            data = convert(ctx.model, ctx.example(), precision, ctx.verify.calibration, fp32)
+            path.write_bytes(finish(data, ctx.labels))
             entry.size_bytes = file_size(path)
             for key, value in check(ctx, path).items():
                 setattr(entry, key, value)
             entry.status = "ok"
         except Exception as err:
             entry.error = describe_failure(err, ctx.model, ctx.example())
+        entry.seconds = round(time.perf_counter() - started, 3)
+        started = time.perf_counter()
         results.append(entry)
     return results

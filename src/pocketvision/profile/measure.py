@@ -156,8 +156,9 @@ def _torch_mm_gflops(threads: int, size: int, repeats: int) -> float:
 
 def _onnxruntime_mm_gflops(threads: int, size: int, repeats: int) -> float:
     import numpy as np
-    import onnxruntime as ort
     from onnx import TensorProto, helper, numpy_helper
+
+    from pocketvision.export.onnx_export import session
 
     rng = np.random.default_rng(0)
     b = rng.standard_normal((size, size), dtype=np.float32)
@@ -171,14 +172,9 @@ def _onnxruntime_mm_gflops(threads: int, size: int, repeats: int) -> float:
     # IR version 8 (opset 18's own): a newer onnx package writes an IR version that an older
     # onnxruntime refuses ("Unsupported model IR version")
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=8)
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    session = ort.InferenceSession(
-        model.SerializeToString(), options, providers=["CPUExecutionProvider"]
-    )
+    sess = session(model.SerializeToString(), threads=threads)
     feed = {"a": rng.standard_normal((size, size), dtype=np.float32)}
-    return 2 * size**3 / _best_seconds(lambda: session.run(None, feed), repeats) / 1e9
+    return 2 * size**3 / _best_seconds(lambda: sess.run(None, feed), repeats) / 1e9
 
 
 def peak_rss_mb() -> float:

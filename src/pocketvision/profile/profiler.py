@@ -17,13 +17,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
 from pocketvision import create_model, list_models, model_info
+from pocketvision.console import captured
 from pocketvision.environment import environment
 from pocketvision.errors import PocketvisionError
+from pocketvision.export.agreement import OutputMismatchError, agreement
 from pocketvision.profile import runtimes
 from pocketvision.profile.counting import count_macs, count_params
 from pocketvision.profile.measure import (
@@ -206,35 +207,37 @@ def profile(
                 for batch in batches:
                     if log:
                         log(f"{name}: {rt} batch {batch}")
-                    result.runtimes.append(
-                        _measure(
-                            rt,
-                            model,
-                            size,
-                            batch,
-                            threads,
-                            runs,
-                            macs,
-                            result.gpu_peak_gflops or peak if rt in gpu else peak,
-                            Path(tmp),
-                            budget_s,
-                        )
+                    job = _Job(
+                        model,
+                        size,
+                        threads,
+                        runs,
+                        macs,
+                        result.gpu_peak_gflops or peak if rt in gpu else peak,
+                        Path(tmp),
+                        budget_s,
                     )
+                    result.runtimes.append(_measure(rt, batch, job))
     return result
 
 
-def _measure(
-    runtime: str,
-    model: nn.Module,
-    size: tuple[int, int, int],
-    batch: int,
-    threads: int,
-    runs: int,
-    macs: int,
-    peak: float,
-    tmp: Path,
-    budget_s: float | None = None,
-) -> RuntimeResult:
+@dataclass(frozen=True)
+class _Job:
+    """What every runtime and batch of one profile share."""
+
+    model: nn.Module
+    size: tuple[int, int, int]
+    threads: int
+    runs: int
+    macs: int
+    peak: float  # GFLOP/s the runtime's peak_fraction is against
+    tmp: Path
+    budget_s: float | None = None
+
+
+def _measure(runtime: str, batch: int, job: _Job) -> RuntimeResult:
+    model, size, threads, runs, macs = job.model, job.size, job.threads, job.runs, job.macs
+    peak, tmp, budget_s = job.peak, job.tmp, job.budget_s
     spec = runtimes.RUNTIMES[runtime]
     missing = spec.missing()
     if missing:
@@ -247,9 +250,10 @@ def _measure(
     try:
         # one folder per runtime: a file converted for one batch is reused for the next, and a
         # runtime that is another one at batch 1 (litert_loop) runs that one's file
-        call = spec.prepare(model, x, tmp / (spec.same_at_batch_1 or runtime), threads)
-        diff = check_output(model, x, call())
-        timing = time_calls(call, runs=runs, budget_s=budget_s)
+        with captured():  # converters' and runtimes' own warnings and logs (see console)
+            call = spec.prepare(model, x, tmp / (spec.same_at_batch_1 or runtime), threads)
+            diff = check_output(model, x, call())
+            timing = time_calls(call, runs=runs, budget_s=budget_s)
     except Exception as err:  # a runtime failing on one model must not stop the others
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         return RuntimeResult(
@@ -272,29 +276,28 @@ def _measure(
     )
 
 
-class OutputMismatchError(RuntimeError):
-    """A runtime computed something other than the PyTorch model: its timing would be a lie."""
-
-
 def check_output(model: nn.Module, x: torch.Tensor, out: object, rtol: float = 1e-3) -> float:
-    """Max |runtime output - eager output| on ``x``; raises when it exceeds ``rtol`` of the scale.
-
-    The tolerance is relative to the largest eager logit because freshly initialised models can
-    have logits near 1e-8 (zero-initialised residual branches), where any absolute tolerance
-    would pass anything.
+    """Max |runtime output - eager output| on ``x``; raises when it exceeds ``rtol`` of the scale
+    (the largest eager logit; see :meth:`~pocketvision.export.agreement.Agreement.within`).
 
     Raises:
         OutputMismatchError: The outputs differ in shape or by more than the tolerance.
     """
     with torch.inference_mode():
         reference = model(x).float().numpy()
-    got = runtimes.output_array(out).astype(np.float32)
-    if got.size != reference.size:
-        raise OutputMismatchError(f"output shape {got.shape}, eager gives {reference.shape}")
-    diff = float(np.abs(got.reshape(reference.shape) - reference).max())
-    scale = float(np.abs(reference).max())
-    if not np.isfinite(diff) or diff > rtol * scale + 1e-30:
+    try:
+        found = agreement(reference, out)
+    except OutputMismatchError:
+        got = runtimes.output_array(out)
         raise OutputMismatchError(
-            f"output differs from eager by {diff:.3g} (largest eager logit {scale:.3g})"
+            f"output shape {got.shape}, eager gives {reference.shape}"
+        ) from None
+    if not found.within(rtol):
+        raise OutputMismatchError(
+            f"output differs from eager by {found.max_abs_diff:.3g} "
+            f"(largest eager logit {found.scale:.3g})"
         )
-    return diff
+    return found.max_abs_diff
+
+
+__all__ = ["OutputMismatchError", "check_output", "profile"]

@@ -7,15 +7,16 @@ eager. ``workdir`` belongs to one model and runtime (shared with the runtime nam
 ``same_at_batch_1``): a file converted there for one input shape is reused when another batch
 size of the same shape is prepared.
 
-The deploy runtimes (onnxruntime, litert, executorch) reuse the exporters of
-:mod:`pocketvision.export` on the model's mobile form (adaptive pools made fixed, as the export
-does), so the profiler times exactly the files ``pocketvision export`` writes.
+The deploy runtimes (onnxruntime, litert, executorch) convert with the model-level core of
+:mod:`pocketvision.export` (``to_onnx``, ``to_tflite``, ``to_pte``: the model's mobile form,
+adaptive pools made fixed), so the profiler times exactly the files ``pocketvision export``
+writes. Their packages come from the export formats table (``format``).
 """
 
 from __future__ import annotations
 
-import importlib.util
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,9 +25,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from pocketvision.export.common import ExportContext, VerifySet, mobile_form
-from pocketvision.preprocess import Preprocessing
-from pocketvision.rundir import LoadedRun, ModelSpec
+from pocketvision.export.agreement import as_array
+from pocketvision.export.formats import BY_NAME, importable
 
 Call = Callable[[], object]
 
@@ -44,6 +44,7 @@ class RuntimeSpec:
             provider), or "" when it can.
         gpu: It runs on the GPU, so its share of peak is against the GPU's measured peak.
         same_at_batch_1: The runtime it is identical to at batch 1 (skipped there), or "".
+        format: The export format whose file it runs; its modules are added to ``modules``.
     """
 
     name: str
@@ -53,26 +54,20 @@ class RuntimeSpec:
     available: Callable[[], str] | None = None
     gpu: bool = False
     same_at_batch_1: str = ""
+    format: str = ""
 
     def missing(self) -> str:
         """Why this runtime cannot run here, or "" when it can."""
-        for module in self.modules:
-            try:
-                found = importlib.util.find_spec(module) is not None
-            except (ImportError, ValueError):  # a parent missing, or set to None in sys.modules
-                found = False
-            if not found:
+        modules = self.modules + (BY_NAME[self.format].modules if self.format else ())
+        for module in dict.fromkeys(modules):
+            if not importable(module):
                 return f"{module} is not installed (pip install 'pocketvision[{self.extra}]')"
         return self.available() if self.available else ""
 
 
 def output_array(out: object) -> np.ndarray:
     """A prepared call's output (tensor, array, or a list of them) as a float32 array."""
-    if isinstance(out, torch.Tensor):
-        return out.detach().float().cpu().numpy()
-    if isinstance(out, list | tuple):
-        return output_array(out[0])
-    return np.asarray(out)
+    return as_array(out)
 
 
 # -- PyTorch --------------------------------------------------------------------------------
@@ -101,20 +96,33 @@ def _cuda_missing() -> str:
     return "" if torch.cuda.is_available() else "no CUDA GPU (torch.cuda.is_available() is False)"
 
 
+@contextlib.contextmanager
+def strict_fp32() -> Iterator[None]:
+    """TF32 off in cuDNN and cuBLAS for the block, the previous flags restored afterwards.
+
+    fp32 as on the CPU: cuDNN and cuBLAS would otherwise round to TF32 (10-bit mantissa),
+    which misses the output check against eager CPU and is not the fp32 the peak is.
+    """
+    cudnn, matmul = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32 = cudnn
+        torch.backends.cuda.matmul.allow_tf32 = matmul
+
+
 def _on_cuda(model: nn.Module, x: torch.Tensor) -> tuple[nn.Module, torch.Tensor]:
     import copy
 
-    # fp32 as on the CPU: cuDNN and cuBLAS would otherwise round to TF32 (10-bit mantissa),
-    # which misses the output check against eager CPU and is not the fp32 the peak is
-    torch.backends.cudnn.allow_tf32 = False
-    torch.backends.cuda.matmul.allow_tf32 = False
     return copy.deepcopy(model).cuda().eval(), x.cuda()
 
 
 def _synced(fn: Callable[[], torch.Tensor]) -> Call:
     # CUDA launches are asynchronous: a timed call must wait for the kernels it started.
     def call() -> object:
-        with torch.inference_mode():
+        with torch.inference_mode(), strict_fp32():
             out = fn()
         torch.cuda.synchronize()
         return out
@@ -142,77 +150,17 @@ def _shape(x: torch.Tensor) -> str:
     return "x".join(str(d) for d in x.shape[1:])
 
 
-@dataclass
-class _ProfileContext(ExportContext):
-    """An ExportContext whose ``example()`` can be pinned to the profiled batch."""
-
-    static_batch: torch.Tensor | None = None
-
-    def example(self, batch: int = 1) -> torch.Tensor:
-        return self.static_batch if self.static_batch is not None else super().example(batch)
-
-
-def _context(
-    model: nn.Module, x: torch.Tensor, workdir: Path, threads: int, static_batch: bool = False
-) -> ExportContext:
-    """An ExportContext for a bare model: the exporters' own entry point, no run directory.
-
-    The export verification set is the profiling batch itself (PyTorch's logits as reference);
-    ONNX exports with a dynamic batch from ``example(2)``, so a batch of one is repeated to two.
-    ``static_batch`` makes ``example()`` return ``x`` whatever batch the exporter asks for.
-    """
-    size = tuple(int(d) for d in x.shape[1:])
-    inputs = x.numpy().astype(np.float32)
-    if len(inputs) < 2:
-        inputs = np.concatenate([inputs, inputs])
-    with torch.no_grad():
-        reference = model(torch.from_numpy(inputs)).numpy()
-    run = LoadedRun(
-        path=workdir,
-        model=model,
-        spec=ModelSpec(type(model).__name__, {}),
-        labels=[str(i) for i in range(reference.shape[1])],
-        preprocessing=Preprocessing(
-            input_size=(size[0], size[1], size[2]), mean=(0.0,) * size[0], std=(1.0,) * size[0]
-        ),
-    )
-    verify = VerifySet(
-        images=np.zeros((0, *size), np.uint8),
-        inputs=inputs,
-        labels=None,
-        reference=reference,
-        calibration=inputs,
-        split="profile",
-    )
-    workdir.mkdir(parents=True, exist_ok=True)
-    return _ProfileContext(
-        run=run,
-        model=mobile_form(model, size),
-        verify=verify,
-        out=workdir,
-        threads=threads,
-        static_batch=x if static_batch else None,
-    )
-
-
 def _onnxruntime_session(
     model: nn.Module, x: torch.Tensor, workdir: Path, threads: int, providers: list[str]
 ) -> Call:
-    import onnxruntime as ort
-
-    from pocketvision.export.onnx_export import INPUT_NAME, OUTPUT_NAME, export_fp32
+    from pocketvision.export.onnx_export import INPUT_NAME, OUTPUT_NAME, session, to_onnx
 
     path = workdir / f"model_{_shape(x)}.onnx"  # dynamic batch: one file serves every batch
     if not path.exists():
-        export_fp32(_context(model, x, workdir, threads), path)
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    session = ort.InferenceSession(str(path), options, providers=providers)
+        to_onnx(model, x, path)
+    sess = session(path, threads=threads, providers=providers)
     feed = {INPUT_NAME: x.numpy()}
-    return lambda: session.run([OUTPUT_NAME], feed)[0]
+    return lambda: sess.run([OUTPUT_NAME], feed)[0]
 
 
 def _onnxruntime(model: nn.Module, x: torch.Tensor, workdir: Path, threads: int) -> Call:
@@ -235,11 +183,11 @@ def _ort_cuda_missing() -> str:
 
 
 def _litert_file(model: nn.Module, x: torch.Tensor, workdir: Path, threads: int) -> Path:
-    from pocketvision.export.tflite_export import convert_fp32
+    from pocketvision.export.tflite_export import to_tflite
 
     path = workdir / f"model_{_shape(x)}.tflite"  # batch 1, as exported for a phone
     if not path.exists():
-        path.write_bytes(convert_fp32(_context(model, x, workdir, threads)))
+        to_tflite(model, x, path)
     return path
 
 
@@ -247,16 +195,11 @@ def _litert_interpreter(
     model: nn.Module, x: torch.Tensor, workdir: Path, threads: int, batch: int
 ) -> tuple[Any, int, int]:
     """(interpreter, input index, output index) for the batch-1 file, its input at ``batch``."""
-    from ai_edge_litert.interpreter import Interpreter
+    from pocketvision.export.tflite_export import interpreter
 
-    interpreter = Interpreter(
-        model_path=str(_litert_file(model, x, workdir, threads)), num_threads=threads
-    )
-    index = interpreter.get_input_details()[0]["index"]
-    if batch != 1:
-        interpreter.resize_tensor_input(index, [batch, *x.shape[2:], x.shape[1]])
-    interpreter.allocate_tensors()
-    return interpreter, index, interpreter.get_output_details()[0]["index"]
+    interp = interpreter(_litert_file(model, x, workdir, threads), threads=threads, batch=batch)
+    index = interp.get_input_details()[0]["index"]
+    return interp, index, interp.get_output_details()[0]["index"]
 
 
 def _litert(model: nn.Module, x: torch.Tensor, workdir: Path, threads: int) -> Call:
@@ -301,18 +244,16 @@ def _litert_loop(model: nn.Module, x: torch.Tensor, workdir: Path, threads: int)
 
 def _executorch(model: nn.Module, x: torch.Tensor, workdir: Path, threads: int) -> Call:
     from executorch.extension.pybindings import portable_lib
-    from executorch.runtime import Runtime
 
-    from pocketvision.export.executorch_export import lower
+    from pocketvision.export.executorch_export import load_method, to_pte
 
     # .pte programs have static shapes: lower at the profiled batch, not the exporter's 1.
     path = workdir / f"model_b{x.shape[0]}_{_shape(x)}.pte"
     if not path.exists():
-        buffer, _ = lower(_context(model, x, workdir, threads, static_batch=True))
-        path.write_bytes(buffer)
+        to_pte(model, x, path)
     # XNNPACK's thread pool is process-wide in the Python runtime; size it to the request.
     portable_lib._unsafe_reset_threadpool(threads)
-    method = Runtime.get().load_program(str(path)).load_method("forward")
+    method = load_method(path)
     inputs = [x.contiguous()]
     return lambda: method.execute(inputs)[0]
 
@@ -322,23 +263,19 @@ RUNTIMES: dict[str, RuntimeSpec] = {
     for spec in (
         RuntimeSpec("eager", ("torch",), _eager),
         RuntimeSpec("compile", ("torch",), _compile),
-        RuntimeSpec("onnxruntime", ("onnx", "onnxscript", "onnxruntime"), _onnxruntime),
-        RuntimeSpec("litert", ("ai_edge_litert", "litert_torch"), _litert),
-        RuntimeSpec(
-            "litert_loop",
-            ("ai_edge_litert", "litert_torch"),
-            _litert_loop,
-            same_at_batch_1="litert",
-        ),
-        RuntimeSpec("executorch", ("executorch",), _executorch),
+        RuntimeSpec("onnxruntime", (), _onnxruntime, format="onnx"),
+        RuntimeSpec("litert", (), _litert, format="tflite"),
+        RuntimeSpec("litert_loop", (), _litert_loop, same_at_batch_1="litert", format="tflite"),
+        RuntimeSpec("executorch", (), _executorch, format="executorch"),
         RuntimeSpec("eager_cuda", ("torch",), _eager_cuda, available=_cuda_missing, gpu=True),
         RuntimeSpec("compile_cuda", ("torch",), _compile_cuda, available=_cuda_missing, gpu=True),
         RuntimeSpec(
             "onnxruntime_cuda",
-            ("onnx", "onnxscript", "onnxruntime"),
+            (),
             _onnxruntime_cuda,
             available=_ort_cuda_missing,
             gpu=True,
+            format="onnx",
         ),
     )
 }

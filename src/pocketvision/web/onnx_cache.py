@@ -14,40 +14,33 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from pocketvision.console import captured
 from pocketvision.errors import PocketvisionError
 from pocketvision.rundir import BEST, LoadedRun
 
-INPUT_NAME = "image"  # as pocketvision.export.onnx_export names them
-OUTPUT_NAME = "logits"
 #: Largest |PyTorch - onnxruntime| logit difference accepted for the cached file.
 TOLERANCE = 1e-3
 
 
 def export_onnx(run: LoadedRun, path: Path) -> None:
-    """Export with pocketvision.export's ONNX exporter (the file ``pocketvision export`` makes).
+    """Export with pocketvision.export's ONNX core (the file ``pocketvision export`` makes).
 
     torch.onnx's dynamo exporter, opset 18, dynamic batch, labels and preprocessing in the
     metadata. Written to a temp file first, so a crash never leaves a half-written model.
     """
-    from pocketvision.export.api import build_context
-    from pocketvision.export.onnx_export import export_fp32
+    from pocketvision.export.onnx_export import onnx_metadata, to_onnx
 
-    # the exporter's check images: random pixels suffice, ensure_onnx compares with PyTorch
-    images = np.random.default_rng(0).integers(0, 256, (2, *run.preprocessing.input_size))
     path.parent.mkdir(parents=True, exist_ok=True)
-    ctx = build_context(
-        run,
-        path.parent,
-        verify_images=2,
-        calibration_images=2,
-        split="val",
-        threads=1,
-        images=(images.astype(np.uint8), None),
-    )
+    example = torch.zeros(2, *run.preprocessing.input_size)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".model.", suffix=".onnx")
     os.close(fd)
     try:
-        export_fp32(ctx, Path(tmp))
+        to_onnx(
+            run.model,
+            example,
+            tmp,
+            metadata=onnx_metadata(run.spec.name, run.labels, run.preprocessing),
+        )
         os.chmod(tmp, 0o644)  # mkstemp makes it private; the export is an ordinary file
         os.replace(tmp, path)
     finally:
@@ -56,17 +49,15 @@ def export_onnx(run: LoadedRun, path: Path) -> None:
 
 def max_difference(run: LoadedRun, path: Path, seed: int = 0) -> float:
     """Largest logit difference between onnxruntime and PyTorch on 4 random inputs."""
-    import onnxruntime as ort
+    from pocketvision.export.agreement import agreement
+    from pocketvision.export.onnx_export import run_session, session
 
     x = np.random.default_rng(seed).standard_normal((4, *run.preprocessing.input_size))
     x = x.astype(np.float32)
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    got = session.run([OUTPUT_NAME], {INPUT_NAME: x})[0]
+    got = run_session(session(path), x)
     with torch.no_grad():
         want = run.model(torch.from_numpy(x)).numpy()
-    return float(np.abs(got - want).max())
+    return agreement(want, got).max_abs_diff
 
 
 def ensure_onnx(run: LoadedRun, path: Path) -> Path:
@@ -83,9 +74,10 @@ def ensure_onnx(run: LoadedRun, path: Path) -> Path:
         and path.stat().st_mtime >= checkpoint.stat().st_mtime
     )
     try:
-        if not fresh:
-            export_onnx(run, path)
-        diff = max_difference(run, path)
+        with captured():  # the exporter's and onnxruntime's own warnings (see console)
+            if not fresh:
+                export_onnx(run, path)
+            diff = max_difference(run, path)
     except OSError as err:
         raise PocketvisionError(f"{path}: cannot write the ONNX export ({err})") from None
     except Exception as err:  # exporter failures come as many types; name the first line

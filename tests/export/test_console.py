@@ -1,0 +1,88 @@
+"""A quiet console: other libraries' warnings, logs and progress bars stay out of the user's
+way during ``pocketvision export`` and ``pocketvision profile``, and ``--verbose`` shows them."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import pytest
+from export_support import make_run
+
+from pocketvision import console
+
+SRC = Path(__file__).resolve().parents[2] / "src"
+# Lines other libraries print during a fresh export or profile (issue 12, item 6).
+NOISE = [
+    r"torchvision is not installed",
+    r"Failed to load",
+    r"has not been tested with coremltools",
+    r"is not supported\. Minimum required version",
+    r"Running MIL .* pipeline",
+    r"Converting PyTorch Frontend",
+    r"FutureWarning",
+    r"DeprecationWarning",
+    r"torch/utils/_pytree\.py",
+    r"threadpool\.cpp",
+    r"cpuinfo_utils\.cpp",
+    r"XNNPACK delegate for CPU",
+    r"absl::InitializeLog",
+    r"^W\d{4} ",
+    r"^I\d{4} ",
+    r"WARNING:root:",
+]
+
+
+def _noise(text: str) -> list[str]:
+    return [line for line in text.splitlines() if any(re.search(p, line) for p in NOISE)]
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    env.pop("POCKETVISION_VERBOSE", None)
+    return subprocess.run(
+        [sys.executable, "-m", "pocketvision", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+
+
+def test_captured_takes_python_and_c_level_output_and_replays_it_when_verbose(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    with console.captured() as noise:
+        print("a print")
+        os.write(2, b"a C-level line\n")
+        warnings.warn("a library's future", FutureWarning, stacklevel=1)
+    assert capfd.readouterr() == ("", "")
+    assert "a print" in noise.lines() and "a C-level line" in noise.lines()
+    assert any("FutureWarning: a library's future" in line for line in noise.lines())
+    console.set_verbose(True)
+    try:
+        with console.captured():
+            os.write(2, b"shown with --verbose\n")
+    finally:
+        console.set_verbose(False)
+    assert "shown with --verbose" in capfd.readouterr().err
+
+
+@pytest.mark.slow
+def test_export_and_profile_print_only_pocketvisions_lines(tmp_path: Path) -> None:
+    run = make_run(tmp_path, "lenet5")
+    export = ("export", str(run), "--verify-images", "20", "--calibration-images", "10")
+    profile = ("profile", str(run), "--batch", "1", "--runs", "5")
+    profile += ("--runtimes", "eager,onnxruntime,litert,executorch")
+    for args in (export, profile):
+        done = _cli(*args)
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert _noise(done.stdout) == [] and _noise(done.stderr) == [], args[0]
+    assert "onnx" in _cli(*export).stdout  # our own table is still printed
+    verbose = _cli(*profile, "--verbose")
+    assert verbose.returncode == 0
+    assert _noise(verbose.stderr), "--verbose shows what the libraries printed"
