@@ -23,6 +23,7 @@ from torch.utils.data import DistributedSampler
 
 from pocketvision.data import DataSplits, ImageSet, load_data, stratified_subset
 from pocketvision.data.augment import PRESETS, AugmentPreset, augment_batch, mix_batch, random_erase
+from pocketvision.data.inspection import leak_warning, summarize_splits
 from pocketvision.environment import environment, resolve_device
 from pocketvision.errors import PocketvisionError
 from pocketvision.files import write_atomic, write_json
@@ -399,6 +400,7 @@ def _train(config: TrainConfig, d: distributed.Dist, device: torch.device) -> di
 
     t_load = time.perf_counter()
     splits, prep = _load_splits(config, d)
+    data_check = summarize_splits(splits)  # exact copies within / across splits, balance
     load_seconds = time.perf_counter() - t_load
     torch.manual_seed(config.seed)
     spec, model, head_ids = _build_model(config, len(splits.classes))
@@ -459,6 +461,8 @@ def _train(config: TrainConfig, d: distributed.Dist, device: torch.device) -> di
 
     stopped_early = False
     _announce(progress, config, splits, f"{device}{f' x{d.world}' if d.world > 1 else ''}", out)
+    if leak := leak_warning(data_check, config.data):
+        progress.print(leak)
     while state.epoch < config.epochs and not stopped_early:
         epoch = state.epoch
         sampler.set_epoch(epoch)
@@ -542,6 +546,7 @@ def _train(config: TrainConfig, d: distributed.Dist, device: torch.device) -> di
     summary = _finish(config, out, splits, prep, spec, eval_model, device, state, stopped_early, d)
     summary.update(init_info)
     summary["data_seconds"] = round(load_seconds, 2)
+    summary["data_inspection"] = data_check
     if d.main:
         write_json(out / SUMMARY, summary)
         if not config.quiet:
