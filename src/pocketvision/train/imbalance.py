@@ -25,10 +25,12 @@ import torch.nn.functional as F
 from torch.utils.data import Sampler
 
 from pocketvision.errors import PocketvisionError
+from pocketvision.train.config import SAMPLERS
+
+__all__ = ["SAMPLERS", "BalancedDistributedSampler", "class_weights", "soft_target_loss"]
 
 # Cui et al.'s beta; 0.999 is one of the paper's values and suits data sets of 10^2-10^4 images
 EFFECTIVE_BETA = 0.999
-SAMPLERS = ("shuffle", "balanced")
 
 
 def class_counts(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
