@@ -8,12 +8,16 @@ import json
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from sklearn.metrics import recall_score
 
+from pocketvision.cli import main
 from pocketvision.errors import PocketvisionError
+from pocketvision.train import TrainConfig, train
 from pocketvision.train.imbalance import (
     BalancedDistributedSampler,
     class_weights,
@@ -113,3 +117,60 @@ def test_per_class_recall_matches_scikit_learn() -> None:
     want = recall_score(y.numpy(), p.numpy(), average=None)
     assert list(got["recall"].values()) == pytest.approx(list(want), abs=1e-5)  # type: ignore[union-attr]
     assert got["macro_recall"] == pytest.approx(want.mean(), abs=1e-5)
+
+
+def _write_class(folder: Path, n: int, level: float, rng: np.random.Generator) -> None:
+    """Grayscale PNGs whose mean brightness is ``level`` + N(0, 0.1): two such classes 0.16
+    apart overlap (about 79% separable), so a classifier's prior decides the border."""
+    folder.mkdir(parents=True)
+    for i in range(n):
+        pixels = np.clip(level + rng.normal(0, 0.1) + rng.normal(0, 0.1, (16, 16)), 0, 1)
+        Image.fromarray((pixels * 255).astype(np.uint8)).save(folder / f"{i}.png")
+
+
+@pytest.fixture(scope="module")
+def imbalanced(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """train: 200 'many' and 20 'few' images (10:1); test: 50 of each."""
+    root = tmp_path_factory.mktemp("imbalanced")
+    for split, n_many, n_few, seed in (("train", 200, 20, 0), ("test", 50, 50, 1)):
+        rng = np.random.default_rng(seed)
+        _write_class(root / split / "many", n_many, 0.42, rng)
+        _write_class(root / split / "few", n_few, 0.58, rng)
+    return root
+
+
+def _macro_recall(data: Path, out: Path, **options: str) -> dict:
+    config = TrainConfig(
+        data=str(data), model="lenet5", img_size=32, in_chans=1, epochs=10, batch_size=32,
+        augment="none", val_fraction=0.2, out=str(out), quiet=True, threads=1,
+        checkpoint_seconds=1e9, **options,
+    )  # fmt: skip
+    return train(config)["per_class_recall"]
+
+
+def test_balancing_raises_macro_recall_on_a_10_to_1_folder(
+    imbalanced: Path, tmp_path: Path
+) -> None:
+    plain = _macro_recall(imbalanced, tmp_path / "plain")
+    weighted = _macro_recall(imbalanced, tmp_path / "weighted", class_weights="auto")
+    sampled = _macro_recall(imbalanced, tmp_path / "sampled", sampler="balanced")
+    assert plain["split"] == "test" and set(plain["recall"]) == {"few", "many"}
+    # unweighted, the 10:1 prior pushes the border into the small class
+    assert plain["recall"]["few"] < 0.3 and plain["recall"]["many"] > 0.9
+    assert weighted["macro_recall"] > plain["macro_recall"] + 0.1
+    assert sampled["macro_recall"] > plain["macro_recall"] + 0.1
+    assert weighted["recall"]["few"] > plain["recall"]["few"] + 0.2
+
+
+def test_a_weights_file_for_other_labels_exits_2(
+    imbalanced: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    weights = tmp_path / "weights.json"
+    weights.write_text('{"many": 1, "rare": 10}')
+    argv = ["train", "--data", str(imbalanced), "--model", "lenet5", "--img-size", "32",
+            "--epochs", "1", "--quiet", "--out", str(tmp_path / "run"),
+            "--class-weights", str(weights)]  # fmt: skip
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "labels do not match" in err and "missing few" in err and "unknown rare" in err

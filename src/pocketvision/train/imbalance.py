@@ -19,15 +19,26 @@ import json
 import math
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
-from torch.utils.data import Sampler
+from torch import nn
+from torch.utils.data import DistributedSampler, Sampler
 
+from pocketvision.data import DataSplits, ImageSet
 from pocketvision.errors import PocketvisionError
+from pocketvision.preprocess import Preprocessing
 from pocketvision.train.config import SAMPLERS
 
-__all__ = ["SAMPLERS", "BalancedDistributedSampler", "class_weights", "soft_target_loss"]
+__all__ = [
+    "SAMPLERS",
+    "BalancedDistributedSampler",
+    "class_weights",
+    "make_sampler",
+    "per_class_recall",
+    "soft_target_loss",
+]
 
 # Cui et al.'s beta; 0.999 is one of the paper's values and suits data sets of 10^2-10^4 images
 EFFECTIVE_BETA = 0.999
@@ -136,15 +147,64 @@ class BalancedDistributedSampler(Sampler[int]):
 
 def per_class_recall(
     labels: torch.Tensor, predictions: torch.Tensor, classes: list[str]
-) -> dict[str, object]:
-    """{"recall": {label: recall or None when the class has no image}, "macro_recall": mean
-    over the classes present}."""
-    n = len(classes)
-    confusion = torch.bincount(labels.cpu() * n + predictions.cpu(), minlength=n * n).view(n, n)
-    support = confusion.sum(1)
+) -> dict[str, Any]:
+    """{"recall": {label: recall, or None when the class has no image}, "macro_recall": the
+    mean over the classes present}."""
+    matrix = confusion(labels, predictions, len(classes))
+    support = matrix.sum(1)
     recall = {
-        c: (round(float(confusion[i, i] / support[i]), 5) if support[i] else None)
+        c: (round(float(matrix[i, i] / support[i]), 5) if support[i] else None)
         for i, c in enumerate(classes)
     }
     present = [v for v in recall.values() if v is not None]
-    return {"recall": recall, "macro_recall": round(sum(present) / len(present), 5)}
+    return {"recall": recall, "macro_recall": round(sum(present) / max(1, len(present)), 5)}
+
+
+def make_sampler(
+    choice: str, labels: torch.Tensor, *, num_replicas: int, rank: int, seed: int
+) -> DistributedSampler[int] | BalancedDistributedSampler:
+    """``--sampler``: shuffle (DistributedSampler: every image once per epoch) or balanced."""
+    if choice == "balanced":
+        return BalancedDistributedSampler(labels, num_replicas=num_replicas, rank=rank, seed=seed)
+    return DistributedSampler(
+        cast(Any, range(len(labels))), num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed
+    )
+
+
+@torch.no_grad()
+def predict_labels(
+    model: nn.Module, images: ImageSet, prep: Preprocessing, device: torch.device, batch_size: int
+) -> torch.Tensor:
+    """The model's top-1 class for every image of a set (int64, on the CPU)."""
+    was_training = model.training
+    model.eval()
+    mean = torch.tensor(prep.mean, device=device).view(1, -1, 1, 1)
+    std = torch.tensor(prep.std, device=device).view(1, -1, 1, 1)
+    out = []
+    for start in range(0, len(images), batch_size):
+        x = images.images[start : start + batch_size].to(device)
+        out.append(model((x.float().div_(255) - mean) / std).argmax(1).cpu())
+    model.train(was_training)
+    return torch.cat(out) if out else torch.zeros(0, dtype=torch.int64)
+
+
+def confusion(labels: torch.Tensor, predictions: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """(num_classes, num_classes) counts: rows the true class, columns the prediction."""
+    n = num_classes
+    flat = labels.cpu() * n + predictions.cpu()
+    return torch.bincount(flat, minlength=n * n).view(n, n)
+
+
+def recall_on_held_out(
+    model: nn.Module, splits: DataSplits, prep: Preprocessing, device: torch.device, batch_size: int
+) -> tuple[dict[str, Any], torch.Tensor]:
+    """Per-class recall on the test split (the validation split when there is none), for the
+    summary, and its confusion matrix (for the trackers)."""
+    split, images = (
+        ("test", splits.test)
+        if splits.test is not None and len(splits.test)
+        else ("val", splits.val)
+    )
+    predictions = predict_labels(model, images, prep, device, batch_size)
+    report = {"split": split, **per_class_recall(images.labels, predictions, splits.classes)}
+    return report, confusion(images.labels, predictions, len(splits.classes))

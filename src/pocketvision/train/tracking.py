@@ -168,14 +168,46 @@ class MLflowTracker:
             self.client.set_terminated(self.run_id)
 
 
-def open_trackers(log: str | None, out: Path, tracking_uri: str | None) -> list[Tracker]:
-    """The trackers ``--log`` names, ready to write (only the main process should call this)."""
-    made: list[Tracker] = []
-    for name in parse_log(log):
-        made.append(
-            TensorBoardTracker(out) if name == "tensorboard" else MLflowTracker(out, tracking_uri)
-        )
-    return made
+class Tracking:
+    """Every tracker ``--log`` names, fed together; empty (and free) without ``--log`` or off
+    the main process."""
+
+    def __init__(self, trackers: list[Tracker]) -> None:
+        self.trackers = trackers
+
+    @classmethod
+    def open(
+        cls, log: str | None, out: Path, tracking_uri: str | None, *, main: bool = True
+    ) -> Tracking:
+        if not main:
+            return cls([])
+        made: list[Tracker] = []
+        for name in parse_log(log):
+            if name == "tensorboard":
+                made.append(TensorBoardTracker(out))
+            else:
+                made.append(MLflowTracker(out, tracking_uri))
+        return cls(made)
+
+    def start(self, config: dict[str, Any]) -> None:
+        for t in self.trackers:
+            t.start(config)
+
+    def epoch(self, row: dict[str, float]) -> None:
+        for t in self.trackers:
+            t.epoch(row)
+
+    def finish(
+        self, summary: dict[str, Any], matrix: torch.Tensor | None, classes: list[str]
+    ) -> None:
+        """The model card and the confusion matrix of the split recall was measured on."""
+        if not self.trackers:
+            return
+        card = model_card(summary)
+        split = (summary.get("per_class_recall") or {}).get("split", "held-out")
+        png = None if matrix is None else confusion_png(matrix, classes, f"{split} split")
+        for t in self.trackers:
+            t.finish(card, png, summary)
 
 
 def confusion_png(confusion: torch.Tensor, classes: list[str], title: str) -> bytes:
