@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 from pocketvision import __version__
 from pocketvision.console import set_verbose
+from pocketvision.data import commands as data_commands
 from pocketvision.errors import PocketvisionError
 from pocketvision.evaluate import commands as evaluate_commands
 from pocketvision.export import commands as export_commands
@@ -27,6 +28,7 @@ from pocketvision.weights import commands as weights_commands
 
 COMMAND_GROUPS = (
     scratch_commands,
+    data_commands,
     train_commands,
     evaluate_commands,
     export_commands,

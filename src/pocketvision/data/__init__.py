@@ -13,8 +13,10 @@ from pocketvision.data.builtin import load_digits, load_fashion_mnist, load_idx_
 from pocketvision.data.datasets import (
     DataSplits,
     ImageSet,
+    class_folder_files,
     load_class_folder,
     load_manifest,
+    read_manifest,
     split_folders,
     stratified_split,
     stratified_subset,
@@ -29,6 +31,8 @@ __all__ = [
     "DataSplits",
     "ImageSet",
     "default_image_size",
+    "list_files",
+    "load_array_sets",
     "load_data",
     "stratified_split",
     "stratified_subset",
@@ -37,6 +41,63 @@ __all__ = [
 
 def _is_idx_folder(path: Path) -> bool:
     return any(path.glob("train-images*idx3-ubyte*"))
+
+
+def _source_path(data: str) -> Path:
+    """The file or folder ``data`` names; a one-line error when it is not a data source."""
+    path = Path(data).expanduser()
+    if not path.exists():
+        raise PocketvisionError(
+            f"{data}: no such file or folder; give a folder with a sub-folder per class, "
+            "a CSV manifest (path,label), a folder of IDX files, 'fashion-mnist' or 'digits'"
+        )
+    if path.is_file() and path.suffix.lower() != ".csv":
+        raise PocketvisionError(f"{path}: a file must be a CSV manifest (path,label)")
+    return path
+
+
+def _check_not_empty(path: Path) -> None:
+    if not any(path.iterdir()):
+        raise PocketvisionError(
+            f"{path}: empty folder; put one sub-folder of images per class in it"
+        )
+
+
+def list_files(data: str) -> tuple[dict[str, list[tuple[str, int]]], list[str]] | None:
+    """The image files of a data source by split, without decoding: ({split: [(path, label)]},
+    classes); None for sources that are not image files (built-in sets, IDX folders).
+
+    Splits are the source's own (train/val/test folders, a manifest's split column); the
+    validation split that :func:`load_data` draws from the training images is not applied.
+    """
+    if data in BUILTIN:
+        return None
+    path = _source_path(data)
+    if path.is_file():
+        return read_manifest(path)
+    if _is_idx_folder(path):
+        return None
+    if splits := split_folders(path):
+        files, classes = class_folder_files(splits["train"])
+        found = {"train": files}
+        for name in ("val", "test"):
+            if name in splits:
+                found[name] = class_folder_files(splits[name], classes)[0]
+        return found, classes
+    _check_not_empty(path)
+    files, classes = class_folder_files(path)
+    return {"train": files}, classes
+
+
+def load_array_sets(data: str, prep: Preprocessing) -> dict[str, ImageSet] | None:
+    """The source's own splits for sources that are arrays, not image files (built-in sets and
+    IDX folders); None for folders and manifests."""
+    if data == "fashion-mnist":
+        return load_fashion_mnist(prep)
+    if data == "digits":
+        return load_digits(prep)
+    path = _source_path(data)
+    return load_idx_folder(path, prep) if path.is_dir() and _is_idx_folder(path) else None
 
 
 def default_image_size(data: str) -> tuple[int, int]:
@@ -81,23 +142,13 @@ def load_data(
             images or fewer than two classes.
     """
     bad: list[tuple[str, str]] = []
-    if data == "fashion-mnist":
-        sets = load_fashion_mnist(prep)
-    elif data == "digits":
-        sets = load_digits(prep)
+    array_sets = load_array_sets(data, prep)
+    if array_sets is not None:
+        sets = array_sets
     else:
-        path = Path(data).expanduser()
-        if not path.exists():
-            raise PocketvisionError(
-                f"{data}: no such file or folder; give a folder with a sub-folder per class, "
-                "a CSV manifest (path,label), a folder of IDX files, 'fashion-mnist' or 'digits'"
-            )
+        path = _source_path(data)
         if path.is_file():
-            if path.suffix.lower() != ".csv":
-                raise PocketvisionError(f"{path}: a file must be a CSV manifest (path,label)")
             sets, _, bad = load_manifest(path, prep, cache_dir, workers)
-        elif _is_idx_folder(path):
-            sets = load_idx_folder(path, prep)
         elif splits := split_folders(path):
             train, bad = load_class_folder(splits["train"], prep, None, cache_dir, workers)
             sets = {"train": train}
@@ -108,10 +159,7 @@ def load_data(
                     )
                     bad += more
         else:
-            if not any(path.iterdir()):
-                raise PocketvisionError(
-                    f"{path}: empty folder; put one sub-folder of images per class in it"
-                )
+            _check_not_empty(path)
             sets = {}
             sets["train"], bad = load_class_folder(path, prep, None, cache_dir, workers)
     train = sets["train"]

@@ -164,6 +164,32 @@ def _check_classes(classes: list[str], where: str) -> None:
         )
 
 
+def class_folder_files(
+    root: Path, classes: list[str] | None = None
+) -> tuple[list[tuple[str, int]], list[str]]:
+    """(path, label) of every file under a folder per class, and the class order used.
+
+    Args:
+        root: The folder (``root/cat/*.jpg``).
+        classes: Class order to use (a validation folder follows its training folder's).
+    """
+    found = [d.name for d in _class_dirs(root)]
+    if classes is None:
+        classes = found
+        _check_classes(classes, str(root))
+    unknown = sorted(set(found) - set(classes))
+    if unknown:
+        raise PocketvisionError(
+            f"{root}: class folder(s) {', '.join(unknown)} are not among the training classes"
+        )
+    files = []
+    for c, name in enumerate(classes):
+        folder = root / name
+        if folder.is_dir():
+            files += [(str(p), c) for p in _files_under(folder)]
+    return files, classes
+
+
 def load_class_folder(
     root: Path,
     prep: Preprocessing,
@@ -180,33 +206,15 @@ def load_class_folder(
         cache_dir: Where a memory-mapped cache goes when the images exceed memory.
         workers: Decoding threads.
     """
-    found = [d.name for d in _class_dirs(root)]
-    if classes is None:
-        classes = found
-        _check_classes(classes, str(root))
-    unknown = sorted(set(found) - set(classes))
-    if unknown:
-        raise PocketvisionError(
-            f"{root}: class folder(s) {', '.join(unknown)} are not among the training classes"
-        )
-    files = []
-    for c, name in enumerate(classes):
-        folder = root / name
-        if folder.is_dir():
-            files += [(str(p), c) for p in _files_under(folder)]
+    files, classes = class_folder_files(root, classes)
     return _decode_labeled(files, classes, prep, str(root), cache_dir, workers)
 
 
-def load_manifest(
-    csv_path: Path, prep: Preprocessing, cache_dir: Path | None = None, workers: int | None = None
-) -> tuple[dict[str, ImageSet], list[str], list[tuple[str, str]]]:
-    """A CSV manifest: ``path,label`` rows (header optional), with an optional ``split`` column.
+def read_manifest(csv_path: Path) -> tuple[dict[str, list[tuple[str, int]]], list[str]]:
+    """A CSV manifest's rows: ({split: [(path, label)]}, classes), without decoding a file.
 
-    Relative paths are relative to the CSV file. ``split`` is train, val or test; rows
-    without one are training rows.
-
-    Returns:
-        ({split: ImageSet}, classes, bad_files).
+    Rows are ``path,label`` (header optional) with an optional ``split`` column (train, val or
+    test; rows without one are training rows). Relative paths are relative to the CSV file.
     """
     try:
         with csv_path.open(newline="") as f:
@@ -236,12 +244,24 @@ def load_manifest(
     classes = sorted({label for rows_ in entries.values() for _, label in rows_})
     _check_classes(classes, str(csv_path))
     index = {name: i for i, name in enumerate(classes)}
+    if not entries["train"]:
+        raise PocketvisionError(f"{csv_path}: no training rows (split column train or empty)")
+    labeled = {s: [(p, index[lab]) for p, lab in pairs] for s, pairs in entries.items() if pairs}
+    return labeled, classes
+
+
+def load_manifest(
+    csv_path: Path, prep: Preprocessing, cache_dir: Path | None = None, workers: int | None = None
+) -> tuple[dict[str, ImageSet], list[str], list[tuple[str, str]]]:
+    """A CSV manifest (:func:`read_manifest`), decoded.
+
+    Returns:
+        ({split: ImageSet}, classes, bad_files).
+    """
+    entries, classes = read_manifest(csv_path)
     sets: dict[str, ImageSet] = {}
     bad: list[tuple[str, str]] = []
-    for split, pairs in entries.items():
-        if not pairs:
-            continue
-        labeled = [(p, index[label]) for p, label in pairs]
+    for split, labeled in entries.items():
         if split == "train":
             imgs, b = _decode_labeled(labeled, classes, prep, str(csv_path), cache_dir, workers)
         else:
@@ -253,8 +273,6 @@ def load_manifest(
             )
         sets[split] = imgs
         bad += b
-    if "train" not in sets:
-        raise PocketvisionError(f"{csv_path}: no training rows (split column train or empty)")
     return sets, classes, bad
 
 

@@ -55,7 +55,8 @@ class Decoded:
     memmap: Path | None = None
 
 
-def _decode_one(path: str, prep: Preprocessing) -> np.ndarray | str:
+def decode_one(path: str, prep: Preprocessing) -> np.ndarray | str:
+    """One file as training decodes it: uint8 (C, H, W), or the reason it is skipped."""
     try:
         return decode_uint8(path, prep)
     except BadImageError as err:
@@ -68,11 +69,11 @@ def _decoded_stream(
     paths: list[str], prep: Preprocessing, workers: int
 ) -> Iterator[np.ndarray | str]:
     if workers <= 1 or len(paths) < 16:
-        yield from (_decode_one(p, prep) for p in paths)
+        yield from (decode_one(p, prep) for p in paths)
         return
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode") as pool:
         # map keeps input order, so results pair with their paths
-        yield from pool.map(lambda p: _decode_one(p, prep), paths)
+        yield from pool.map(lambda p: decode_one(p, prep), paths)
 
 
 def _cache_key(paths: list[str], prep: Preprocessing) -> str:

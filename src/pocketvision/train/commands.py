@@ -13,13 +13,21 @@ import types
 import typing
 from dataclasses import fields
 
-from pocketvision.train.config import AUGMENTS, DEVICES, OPTIMIZERS, SCHEDULES, TrainConfig
+from pocketvision.train.config import (
+    AUGMENTS,
+    DEVICES,
+    OPTIMIZERS,
+    SAMPLERS,
+    SCHEDULES,
+    TrainConfig,
+)
 
 CHOICES = {
     "optimizer": OPTIMIZERS,
     "schedule": SCHEDULES,
     "augment": AUGMENTS,
     "device": DEVICES,
+    "sampler": SAMPLERS,
 }
 
 

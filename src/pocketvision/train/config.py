@@ -7,6 +7,7 @@ resolved config is what a run records in config.json and what --resume reads bac
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
 from typing import Any
 
 from pocketvision.errors import PocketvisionError
@@ -23,6 +24,10 @@ SCHEDULES = ("onecycle", "cosine")
 # not import torch (tests/data/test_augment.py holds the two to each other)
 AUGMENTS = ("none", "flip", "light", "erase", "standard", "strong")
 DEVICES = ("auto", "cpu", "cuda", "mps")
+# --sampler (train/imbalance.py) and --log (train/tracking.py) choices, here so that parsing a
+# command line does not import torch
+SAMPLERS = ("shuffle", "balanced")
+TRACKERS = ("tensorboard", "mlflow")
 
 
 @dataclass
@@ -78,6 +83,12 @@ class TrainConfig:
     ema_decay: float = 0.999
     # stop after this many epochs without a better val accuracy; 0: never
     patience: int = 0
+    # --- class imbalance (train/imbalance.py) ---
+    # loss weight per class: none, auto (inverse effective number, Cui et al. 2019) or a JSON
+    # file {"label": weight, ...}
+    class_weights: str = "none"
+    # shuffle (every image once per epoch) or balanced (classes equally likely, with replacement)
+    sampler: str = "shuffle"
     # --- transfer learning ---
     # start from these weights (run dir, .safetensors, .pt state dict)
     init: str | None = None
@@ -108,6 +119,11 @@ class TrainConfig:
     checkpoint_steps: int = 0
     # no progress bar or per-epoch lines
     quiet: bool = False
+    # --- experiment tracking (train/tracking.py) ---
+    # tensorboard, mlflow or tensorboard,mlflow; None: off
+    log: str | None = None
+    # MLflow tracking URI (a server, sqlite:///mlflow.db, file:/path); None: file store ./mlruns
+    tracking_uri: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -135,6 +151,16 @@ def validate(config: TrainConfig) -> None:
         (0 < config.ema_decay < 1, "--ema-decay must be in (0, 1)"),
         (config.patience >= 0, "--patience must be >= 0"),
         (config.train_limit is None or config.train_limit >= 2, "--train-limit must be >= 2"),
+        (config.sampler in SAMPLERS, f"--sampler must be one of {', '.join(SAMPLERS)}"),
+        (
+            config.class_weights in ("auto", "none") or Path(config.class_weights).is_file(),
+            f"--class-weights {config.class_weights}: no such file (give auto, none or a JSON "
+            "file of label: weight)",
+        ),
+        (
+            all(t.strip() in TRACKERS for t in (config.log or "tensorboard").split(",")),
+            f"--log {config.log}: use {' or '.join(TRACKERS)} (both: tensorboard,mlflow)",
+        ),
         (
             not config.resume or bool(config.out),
             "--resume needs --out RUN_FOLDER (the run to continue)",

@@ -14,15 +14,16 @@ import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DistributedSampler
+from torch.utils.data import Sampler
 
 from pocketvision.data import DataSplits, ImageSet, load_data, stratified_subset
 from pocketvision.data.augment import PRESETS, AugmentPreset, augment_batch, mix_batch, random_erase
+from pocketvision.data.inspection import leak_warning, summarize_splits
 from pocketvision.environment import environment, resolve_device
 from pocketvision.errors import PocketvisionError
 from pocketvision.files import write_atomic, write_json
@@ -44,9 +45,16 @@ from pocketvision.rundir import (
 from pocketvision.train import distributed
 from pocketvision.train.checkpoint import load_init, load_state, save_state
 from pocketvision.train.config import TrainConfig, resolve, validate
+from pocketvision.train.imbalance import (
+    class_weights,
+    make_sampler,
+    recall_on_held_out,
+    soft_target_loss,
+)
 from pocketvision.train.optim import EMA, build_optimizer, lr_factor, param_groups
 from pocketvision.train.progress import Progress
 from pocketvision.train.record import metrics_csv, print_summary
+from pocketvision.train.tracking import Tracking
 
 
 @dataclass
@@ -179,7 +187,7 @@ def _prepare_run_dir(out: Path, config: TrainConfig, d: distributed.Dist) -> dic
 
 
 def _batches(
-    sampler: DistributedSampler, per_rank: int, start: int
+    sampler: Sampler[int], per_rank: int, start: int
 ) -> Iterator[tuple[int, torch.Tensor]]:
     order = torch.tensor(list(iter(sampler)), dtype=torch.int64)
     steps = _steps(len(order), per_rank)
@@ -224,6 +232,7 @@ def _step(
     channels_last: bool,
     amp_dtype: torch.dtype | None,
     device: torch.device,
+    weight: torch.Tensor | None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One optimiser step on a normalised batch; returns (detached loss, logits)."""
     eps = config.label_smoothing
@@ -234,7 +243,7 @@ def _step(
         x = x.contiguous(memory_format=torch.channels_last)
     with _autocast(device, amp_dtype):
         logits = net(x)
-    loss = torch.sum(-targets * F.log_softmax(logits.float(), dim=1), dim=1).mean()
+    loss = soft_target_loss(logits, targets, weight)
     optimizer.zero_grad(set_to_none=True)
     if scaler is not None:
         scaler.scale(loss).backward()
@@ -399,9 +408,12 @@ def _train(config: TrainConfig, d: distributed.Dist, device: torch.device) -> di
 
     t_load = time.perf_counter()
     splits, prep = _load_splits(config, d)
+    data_check = summarize_splits(splits)  # exact copies within / across splits, balance
     load_seconds = time.perf_counter() - t_load
     torch.manual_seed(config.seed)
     spec, model, head_ids = _build_model(config, len(splits.classes))
+    weight = class_weights(config.class_weights, splits.train.labels, splits.classes)
+    weight = None if weight is None else weight.to(device)
     channels_last = config.channels_last
     if channels_last is None:
         # NHWC: faster on GPUs, and on CPUs for depthwise/grouped convolutions (oneDNN's
@@ -432,6 +444,8 @@ def _train(config: TrainConfig, d: distributed.Dist, device: torch.device) -> di
 
     if d.main:
         _write_header(out, spec, splits, prep, config)
+    tracking = Tracking.open(config.log, out, config.tracking_uri, main=d.main)
+    tracking.start(config.to_dict())
 
     train_set = splits.train
     # the whole training set lives on the device; batches are gathered by index
@@ -440,12 +454,8 @@ def _train(config: TrainConfig, d: distributed.Dist, device: torch.device) -> di
     num_classes = len(splits.classes)
     mean, std = _normalizer(prep, device)
     preset = PRESETS[config.augment]
-    sampler: DistributedSampler[int] = DistributedSampler(
-        cast(Any, range(len(train_set))),
-        num_replicas=d.world,
-        rank=d.rank,
-        shuffle=True,
-        seed=config.seed,
+    sampler = make_sampler(
+        config.sampler, train_set.labels, num_replicas=d.world, rank=d.rank, seed=config.seed
     )
     steps_per_epoch = _steps(sampler.num_samples, per_rank)
     total_steps = steps_per_epoch * config.epochs
@@ -459,6 +469,8 @@ def _train(config: TrainConfig, d: distributed.Dist, device: torch.device) -> di
 
     stopped_early = False
     _announce(progress, config, splits, f"{device}{f' x{d.world}' if d.world > 1 else ''}", out)
+    if leak := leak_warning(data_check, config.data):
+        progress.print(leak)
     while state.epoch < config.epochs and not stopped_early:
         epoch = state.epoch
         sampler.set_epoch(epoch)
@@ -485,7 +497,7 @@ def _train(config: TrainConfig, d: distributed.Dist, device: torch.device) -> di
             x = _augmented(train_images[idx], preset, gen, bool(config.hflip), mean, std)
             loss, logits = _step(
                 net, model, x, y, num_classes, preset, gen, config, optimizer, scaler,
-                channels_last, amp_dtype, device,
+                channels_last, amp_dtype, device, weight,
             )  # fmt: skip
             if ema is not None:
                 ema.update(model, gstep)
@@ -534,6 +546,7 @@ def _train(config: TrainConfig, d: distributed.Dist, device: torch.device) -> di
                 save_weights(eval_model, out / BEST)
             write_atomic(out / METRICS_JSONL, "".join(_json_line(r) for r in state.history))
             write_atomic(out / METRICS_CSV, metrics_csv(state.history))
+            tracking.epoch(row)
             checkpoint()
             last_ckpt = time.monotonic()
     progress.close()
@@ -542,8 +555,13 @@ def _train(config: TrainConfig, d: distributed.Dist, device: torch.device) -> di
     summary = _finish(config, out, splits, prep, spec, eval_model, device, state, stopped_early, d)
     summary.update(init_info)
     summary["data_seconds"] = round(load_seconds, 2)
+    summary["data_inspection"] = data_check
+    summary["per_class_recall"], matrix = recall_on_held_out(
+        eval_model, splits, prep, device, config.eval_batch_size
+    )
     if d.main:
         write_json(out / SUMMARY, summary)
+        tracking.finish(summary, matrix, splits.classes)
         if not config.quiet:
             print_summary(summary)
     return summary

@@ -31,6 +31,17 @@ def print_summary(summary: dict[str, Any]) -> None:
     ]
     if test is not None:
         lines.append(f"test acc:   {100 * test:.2f}% ({summary['num_test']} images)")
+    recall = summary.get("per_class_recall")
+    if recall:
+        per_class = ", ".join(
+            f"{label} {'n/a' if v is None else f'{100 * v:.1f}%'}"
+            for label, v in list(recall["recall"].items())[:10]
+        )
+        more = " ..." if len(recall["recall"]) > 10 else ""
+        lines.append(
+            f"recall:     {per_class}{more} (macro {100 * recall['macro_recall']:.2f}%, "
+            f"{recall['split']})"
+        )
     if summary["num_bad_files"]:
         lines.append(f"bad files:  {summary['num_bad_files']} skipped (bad_files.txt)")
     print("\n".join(lines))

@@ -185,6 +185,7 @@ def model_card(served: ServedModel) -> dict[str, Any]:
                 "num_val",
                 "num_test",
                 "seconds",
+                "data_inspection",  # what training's data check found (duplicates, balance)
             )
         },
         "evaluation": None,
