@@ -10,12 +10,12 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
-EXTRAS ?= dev,export,web,inspect,track
+EXTRAS ?= dev,export,web,inspect,track,fuzz
 comma := ,
 STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 PYTEST_ARGS ?=
 
-.PHONY: venv data web-assets test-tools demo test lint typecheck pytest bench models-table parity clean
+.PHONY: venv data web-assets test-tools demo test lint typecheck pytest fuzz fuzz-long bench models-table parity clean
 
 venv: $(STAMP)
 
@@ -61,8 +61,8 @@ demo: venv data web-assets
 	$(VENV)/bin/pocketvision demo
 
 lint: venv
-	$(VENV)/bin/ruff check src tests benchmarks scripts
-	$(VENV)/bin/ruff format --check src tests benchmarks scripts
+	$(VENV)/bin/ruff check src tests benchmarks scripts fuzz
+	$(VENV)/bin/ruff format --check src tests benchmarks scripts fuzz
 
 typecheck: venv
 	$(VENV)/bin/mypy
@@ -70,7 +70,16 @@ typecheck: venv
 pytest: venv data web-assets test-tools
 	$(PY) -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
 
-test: lint typecheck pytest
+# Coverage-guided fuzzing (atheris) of every loader of outside files, FUZZ_SECONDS per harness
+# (7 harnesses; see README "Reliability"). A crash saves its input in fuzz/crashes/ and fails.
+FUZZ_SECONDS ?= 10
+fuzz: venv
+	$(PY) fuzz/run.py --seconds $(FUZZ_SECONDS)
+
+fuzz-long: venv
+	$(PY) fuzz/run.py --seconds 600 --json benchmarks/results/fuzz_long.json
+
+test: lint typecheck pytest fuzz
 
 bench: venv data
 	$(PY) benchmarks/run_all.py

@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from pocketvision.errors import PocketvisionError
+
 
 @dataclass(frozen=True)
 class Preprocessing:
@@ -76,8 +78,11 @@ class Preprocessing:
 MAX_PIXELS = 90_000_000
 
 
-class BadImageError(ValueError):
-    """A file that cannot be used as an image; the message is the reason, for bad_files.txt."""
+class BadImageError(PocketvisionError, ValueError):
+    """A file that cannot be used as an image; the message is "FILE: reason", on one line.
+
+    A PocketvisionError (the user's input, CLI exit 2) and, as before, a ValueError.
+    """
 
 
 def _to_mode(img: Image.Image, mode: str) -> Image.Image:

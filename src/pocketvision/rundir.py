@@ -187,8 +187,21 @@ def load_run(run_dir: str | Path, weights: str = BEST) -> LoadedRun:
         model = spec.build()
     except (TypeError, ValueError) as err:
         raise PocketvisionError(f"{run / MODEL}: cannot build {spec.name!r} ({err})") from None
+    _check_label_count(run, spec, labels)
     load_weights(model, run / weights)
     return LoadedRun(run, model.eval(), spec, labels, prep, read_config(run), read_summary(run))
+
+
+def _check_label_count(run: Path, spec: ModelSpec, labels: list[str]) -> None:
+    """labels.txt has one line per logit; otherwise predictions would name the wrong class."""
+    from pocketvision import model_info
+
+    classes = spec.kwargs.get("num_classes", model_info(spec.name).num_classes)
+    if classes != len(labels):
+        raise PocketvisionError(
+            f"{run / LABELS}: {len(labels)} labels for a model with {classes} classes "
+            f"({run / MODEL}); one class name per line, in logit order"
+        )
 
 
 def load_weights(model: nn.Module, path: Path) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import math
 import os
 import urllib.error
 import urllib.request
@@ -80,9 +81,12 @@ def read_idx(path: Path) -> np.ndarray:
     if len(raw) < 4 or raw[:2] != b"\0\0" or raw[2] != 0x08:
         raise PocketvisionError(f"{path}: not a uint8 IDX file (bad magic number)")
     ndim = raw[3]
+    if len(raw) < 4 + 4 * ndim:
+        raise PocketvisionError(f"{path}: truncated IDX header ({ndim} dimensions announced)")
     shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     data = np.frombuffer(bytearray(raw), np.uint8, offset=4 + 4 * ndim)  # writable copy
-    if data.size != int(np.prod(shape)):
+    # math.prod on Python ints: np.prod of 2**32-sized dimensions wraps around in int64
+    if data.size != math.prod(shape):
         raise PocketvisionError(f"{path}: truncated IDX file ({data.size} of {shape} values)")
     return data.reshape(shape)
 
@@ -123,8 +127,15 @@ def load_idx_folder(
                 f"{folder}: {img_file.name} {images.shape} and {lab_file.name} "
                 f"{labels.shape} do not match"
             )
+        if images.size == 0:
+            raise PocketvisionError(f"{folder}: {img_file.name} holds no images {images.shape}")
         lab = torch.from_numpy(labels.astype(np.int64))
         names = classes or [str(i) for i in range(int(lab.max()) + 1)]
+        if int(lab.max()) >= len(names):
+            raise PocketvisionError(
+                f"{folder}: {lab_file.name} has label {int(lab.max())}, past the "
+                f"{len(names)} classes"
+            )
         sets[split] = ImageSet(to_input_size(images, prep), lab, names)
     if "train" not in sets:
         raise PocketvisionError(f"{folder}: no train-images-idx3-ubyte[.gz] file")

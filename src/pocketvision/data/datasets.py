@@ -233,7 +233,9 @@ def read_manifest(csv_path: Path) -> tuple[dict[str, list[tuple[str, int]]], lis
     for line, row in enumerate(rows, start=2 if header[0] == "path" else 1):
         if len(row) < 2:
             raise PocketvisionError(f"{csv_path}:{line}: expected path,label, got {row!r}")
-        split = row[split_col].strip().lower() if split_col is not None else "train"
+        # a row shorter than the header has no split: a training row, like an empty cell
+        cell = row[split_col] if split_col is not None and split_col < len(row) else "train"
+        split = cell.strip().lower() or "train"
         split = "val" if split in VAL_NAMES else "test" if split in TEST_NAMES else split
         if split not in entries:
             raise PocketvisionError(f"{csv_path}:{line}: unknown split {split!r}")
