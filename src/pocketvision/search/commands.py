@@ -26,6 +26,7 @@ def _search(args: argparse.Namespace) -> int:
         study=args.study,
         out=args.out,
         train_limit=args.train_limit,
+        batch_size=args.batch_size,
         threads=args.threads,
         seed=args.seed,
         prune=not args.no_prune,
@@ -68,6 +69,7 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
     p.add_argument("--study", default="search", help="study name (default search)")
     p.add_argument("--out", help="output folder (default runs/search-STUDY)")
     p.add_argument("--train-limit", type=int, help="train each trial on at most N images")
+    p.add_argument("--batch-size", type=int, default=128, help="training batch (default 128)")
     p.add_argument("--threads", type=int, default=1, help="latency threads (default 1)")
     p.add_argument("--seed", type=int, help="seed the sampler and the training")
     p.add_argument("--no-prune", action="store_true", help="never stop a trial early")

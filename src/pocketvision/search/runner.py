@@ -51,6 +51,7 @@ class _Search:
     train_limit: int | None
     seed: int | None  # None: a fresh sampler seed, training seed 0
     trials: int  # the study's total
+    batch_size: int
     prune: bool
     definition: dict[str, Any]
 
@@ -98,6 +99,7 @@ def _train_config(s: _Search, choice: TrialChoice, run_dir: Path) -> Any:
         augment=choice.augment,
         label_smoothing=choice.label_smoothing,
         epochs=s.epochs,
+        batch_size=s.batch_size,
         train_limit=s.train_limit,
         seed=s.seed or 0,
         out=str(run_dir),
@@ -226,6 +228,7 @@ def search(
     study: str = "search",
     out: str | Path | None = None,
     train_limit: int | None = None,
+    batch_size: int = 128,
     threads: int = 1,
     seed: int | None = None,
     prune: bool = True,
@@ -249,6 +252,7 @@ def search(
         study: The study's name in the storage.
         out: Output folder; default ``runs/search-STUDY``.
         train_limit: Train each trial on at most this many images (quick searches).
+        batch_size: Training batch size of every trial.
         threads: CPU threads of the latency measurement.
         seed: Seeds the sampler and every trial's training; None: a fresh sampler seed.
         prune: Stop unpromising trials early (see the module docstring).
@@ -279,11 +283,12 @@ def search(
         "data": data,
         "epochs": epochs,
         "train_limit": train_limit,
+        "batch_size": batch_size,
         "budget": asdict(limit),
     }
     s = _Search(
         space, limit, data, epochs, num_classes, chans, folder, train_limit, seed, trials,
-        prune, definition,
+        batch_size, prune, definition,
     )  # fmt: skip
     with _quiet_optuna():
         summary = _run(s, storage_, study, seconds, say)

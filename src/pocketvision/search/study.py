@@ -26,6 +26,7 @@ from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import FrozenTrial, TrialState
 
+from pocketvision.console import captured
 from pocketvision.errors import PocketvisionError
 
 JOURNAL = "study.journal"
@@ -56,9 +57,10 @@ def open_storage(storage: str | None, out: Path) -> BaseStorage:
     if storage.startswith("postgresql"):
         engine = {"connect_args": {"connect_timeout": 10}}
     try:
-        return RDBStorage(
-            storage, engine_kwargs=engine, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S
-        )
+        with captured():  # Optuna's ExperimentalWarning for the heartbeat, SQLAlchemy's logs
+            return RDBStorage(
+                storage, engine_kwargs=engine, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S
+            )
     except Exception as err:  # sqlalchemy's errors: no server, bad credentials, no driver
         text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise PocketvisionError(
