@@ -22,7 +22,7 @@ from pocketvision.cli import main
 from pocketvision.errors import PocketvisionError
 from pocketvision.rundir import is_run_dir, read_summary
 from pocketvision.search import search
-from pocketvision.search.study import JOURNAL, open_storage
+from pocketvision.search.study import open_storage
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 # the two candidates: LeNet-5 (61,706 params at 10 classes) fits, MobileNetV1 (>= 215,498) not
@@ -136,9 +136,10 @@ def test_a_killed_search_loses_only_its_running_trial(tmp_path: Path) -> None:
     deadline = time.monotonic() + 240
     while victim is None and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.2)
-        if not (out / JOURNAL).exists():
+        try:
+            study = _study(out)
+        except KeyError:  # the journal exists a moment before the study is in it
             continue
-        study = _study(out)
         done = [t for t in study.trials if t.state.is_finished()]
         training = [
             t for t in study.trials if "run_dir" in t.user_attrs and not t.state.is_finished()
