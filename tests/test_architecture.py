@@ -40,6 +40,7 @@ RANK: dict[str, float] = {
     "evaluate": 4,
     "export": 4,
     "profile": 5,
+    "search": 5.2,  # model search: trains, profiles (and so exports) each trial
     "zoo": 5.5,  # the model table counts params and MACs with profile.counting
     "web": 6,
     "demo": 6,

@@ -22,6 +22,7 @@ from pocketvision.evaluate import commands as evaluate_commands
 from pocketvision.export import commands as export_commands
 from pocketvision.profile import commands as profile_commands
 from pocketvision.scratch import commands as scratch_commands
+from pocketvision.search import commands as search_commands
 from pocketvision.train import commands as train_commands
 from pocketvision.web import commands as web_commands
 from pocketvision.weights import commands as weights_commands
@@ -33,6 +34,7 @@ COMMAND_GROUPS = (
     evaluate_commands,
     export_commands,
     profile_commands,
+    search_commands,
     web_commands,
     weights_commands,
 )

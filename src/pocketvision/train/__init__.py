@@ -5,6 +5,6 @@
 """
 
 from pocketvision.train.config import DEFAULT_MODEL, TrainConfig
-from pocketvision.train.loop import evaluate_set, train
+from pocketvision.train.loop import StopTraining, evaluate_set, train
 
-__all__ = ["DEFAULT_MODEL", "TrainConfig", "evaluate_set", "train"]
+__all__ = ["DEFAULT_MODEL", "StopTraining", "TrainConfig", "evaluate_set", "train"]

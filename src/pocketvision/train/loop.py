@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -354,7 +354,13 @@ def _record_epoch(state: State, row: dict[str, float]) -> bool:
     return False
 
 
-def train(config: TrainConfig) -> dict[str, Any]:
+class StopTraining(Exception):  # temporary seam until house-train lands
+    """Raised by an ``on_epoch`` callback to end the run after that epoch."""
+
+
+def train(
+    config: TrainConfig, *, on_epoch: Callable[[int, dict[str, float]], None] | None = None
+) -> dict[str, Any]:
     """Train a model and write a complete run directory; return the summary.
 
     Args:
@@ -371,12 +377,17 @@ def train(config: TrainConfig) -> dict[str, Any]:
     d = distributed.setup(device_pre)
     device = resolve_device(config.device, d.local_rank)
     try:
-        return _train(config, d, device)
+        return _train(config, d, device, on_epoch)
     finally:
         distributed.teardown(d)
 
 
-def _train(config: TrainConfig, d: distributed.Dist, device: torch.device) -> dict[str, Any]:
+def _train(
+    config: TrainConfig,
+    d: distributed.Dist,
+    device: torch.device,
+    on_epoch: Callable[[int, dict[str, float]], None] | None = None,
+) -> dict[str, Any]:
     out = _out_dir(config)
     resumed = _prepare_run_dir(out, config, d)
     if resumed is not None:
@@ -541,6 +552,11 @@ def _train(config: TrainConfig, d: distributed.Dist, device: torch.device) -> di
         improved = _record_epoch(state, row)
         stopped_early = bool(config.patience) and state.bad_epochs >= config.patience
         progress.end_epoch(row, improved)
+        if on_epoch is not None:
+            try:
+                on_epoch(epoch + 1, row)
+            except StopTraining:
+                stopped_early = True
         if d.main:
             if improved:
                 save_weights(eval_model, out / BEST)

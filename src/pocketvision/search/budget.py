@@ -1,0 +1,162 @@
+"""Budgets checked before any training: parameters, file size, latency on the deploy runtime.
+
+The checks run cheapest first and stop at the first one broken, so a model over
+``--max-params`` costs the milliseconds of building it, and only a model inside the params and
+size budgets is converted and timed. Latency is the median of batch-1 calls of the file the
+chosen runtime runs (``pocketvision.profile.runtimes``: the same conversion ``pocketvision
+export`` writes), after checking its output against eager PyTorch.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from pocketvision.console import captured
+from pocketvision.errors import PocketvisionError
+from pocketvision.profile.counting import count_params
+from pocketvision.profile.profiler import calibrate_batchnorm, check_output
+from pocketvision.profile.runtimes import RUNTIMES
+from pocketvision.search.space import (
+    BYTES_PER_PARAM,
+    SEARCH_RUNTIMES,
+    Candidate,
+    SearchSpace,
+    TrialChoice,
+)
+from pocketvision.timing import time_calls
+
+TIMED_RUNS = 30
+TIMING_BUDGET_S = 2.0
+
+
+@dataclass(frozen=True)
+class Budget:
+    """The limits a shipped model must meet, and where latency is measured."""
+
+    max_params: int | None = None
+    max_size_kb: float | None = None
+    max_latency_ms: float | None = None
+    runtime: str = "onnxruntime"
+    precision: str = "fp32"
+    threads: int = 1
+
+    def validate(self) -> None:
+        """Raise a one-line error for an unknown runtime or precision, or a limit <= 0."""
+        if self.runtime not in SEARCH_RUNTIMES:
+            raise PocketvisionError(
+                f"--runtime {self.runtime!r}: choose from {', '.join(SEARCH_RUNTIMES)}"
+            )
+        missing = RUNTIMES[self.runtime].missing()
+        if missing:
+            raise PocketvisionError(f"--runtime {self.runtime}: {missing}")
+        if self.precision not in BYTES_PER_PARAM:
+            raise PocketvisionError(
+                f"--precision {self.precision!r}: choose from {', '.join(BYTES_PER_PARAM)}"
+            )
+        for flag, value in (
+            ("--max-params", self.max_params),
+            ("--max-size-kb", self.max_size_kb),
+            ("--max-latency-ms", self.max_latency_ms),
+        ):
+            if value is not None and value <= 0:
+                raise PocketvisionError(f"{flag} must be > 0, got {value}")
+
+
+@dataclass
+class Cost:
+    """A model's measured cost; ``broke`` names the budget it breaks ("" when it fits)."""
+
+    params: int
+    size_bytes: int
+    latency_ms: float | None = None
+    broke: str = ""
+
+
+def build(choice: TrialChoice, num_classes: int, in_chans: int) -> nn.Module:
+    """The model a trial trains, built as ``pocketvision train`` builds it."""
+    from pocketvision import create_model
+
+    return create_model(
+        choice.model,
+        num_classes=num_classes,
+        in_chans=in_chans,
+        small_input=choice.img_size <= 64,  # TrainConfig's rule (train.config.resolve)
+        width_mult=choice.width_mult,
+    )
+
+
+def latency_ms(model: nn.Module, size: tuple[int, int, int], budget: Budget) -> float:
+    """Median batch-1 latency of ``model`` in ``budget.runtime`` on this machine."""
+    calibrate_batchnorm(model, size)
+    x = torch.randn(1, *size)
+    with tempfile.TemporaryDirectory() as tmp, captured():
+        call = RUNTIMES[budget.runtime].prepare(model, x, Path(tmp), budget.threads)
+        check_output(model, x, call())
+        timing = time_calls(call, runs=TIMED_RUNS, budget_s=TIMING_BUDGET_S)
+    return round(timing.median_ms, 4)
+
+
+def _kb(n: float) -> str:
+    return f"{n / 1000:,.1f} KB"
+
+
+def measure(
+    model: nn.Module, size: tuple[int, int, int], budget: Budget, timed: bool = True
+) -> Cost:
+    """Params, then size, then latency (when ``timed``), stopping at the first budget broken."""
+    params = count_params(model)
+    cost = Cost(params, params * BYTES_PER_PARAM[budget.precision])
+    if budget.max_params is not None and params > budget.max_params:
+        cost.broke = f"params {params:,} > {budget.max_params:,}"
+        return cost
+    if budget.max_size_kb is not None and cost.size_bytes > budget.max_size_kb * 1000:
+        cost.broke = (
+            f"size {_kb(cost.size_bytes)} > {budget.max_size_kb:,} KB at {budget.precision}"
+        )
+        return cost
+    if not timed:
+        return cost
+    cost.latency_ms = latency_ms(model.eval(), size, budget)
+    if budget.max_latency_ms is not None and cost.latency_ms > budget.max_latency_ms:
+        cost.broke = (
+            f"latency {cost.latency_ms:.3f} ms > {budget.max_latency_ms} ms on {budget.runtime}"
+        )
+    return cost
+
+
+def _smallest(space: SearchSpace, num_classes: int, in_chans: int) -> tuple[Any, Candidate, int]:
+    """(model, candidate, params) of the space's smallest model: each at its narrowest width."""
+    best: tuple[Any, Candidate, int] | None = None
+    for c in space.candidates:
+        choice = TrialChoice(
+            c.name, c.width[0] if c.width else None, min(space.img_sizes), 0, "", 0
+        )
+        model = build(choice, num_classes, in_chans)
+        params = count_params(model)
+        if best is None or params < best[2]:
+            best = (model, c, params)
+    assert best is not None
+    return best
+
+
+def check_reachable(space: SearchSpace, budget: Budget, num_classes: int, in_chans: int) -> None:
+    """Refuse a budget that even the space's smallest model breaks, saying what it measures.
+
+    Raises:
+        PocketvisionError: The smallest model breaks a budget (the message gives its numbers).
+    """
+    model, smallest, _ = _smallest(space, num_classes, in_chans)
+    width = f" at width {smallest.width[0]}" if smallest.width else ""
+    size = min(space.img_sizes)
+    cost = measure(model, (in_chans, size, size), budget, timed=budget.max_latency_ms is not None)
+    if cost.broke:
+        raise PocketvisionError(
+            f"no model in --models can meet the budget: the smallest, {smallest.name}{width} at "
+            f"{size}px, has {cost.broke}"
+        )

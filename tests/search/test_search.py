@@ -1,0 +1,209 @@
+"""pocketvision search: real searches on the offline digits set (LeNet-5 and a MobileNetV1 that
+--max-params rules out), ONNX Runtime latency, Optuna journal files and a real PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import optuna
+import pytest
+
+from pocketvision.cli import main
+from pocketvision.errors import PocketvisionError
+from pocketvision.rundir import is_run_dir, read_summary
+from pocketvision.search import search
+from pocketvision.search.study import open_storage
+
+SRC = Path(__file__).resolve().parents[2] / "src"
+# the two candidates: LeNet-5 (61,706 params at 10 classes) fits, MobileNetV1 (>= 215,498) not
+QUICK = {
+    "models": "lenet5,mobilenet_v1_025",
+    "max_params": 100_000,
+    "epochs": 1,
+    "batch_size": 32,
+    "train_limit": 400,
+    "seed": 0,  # TPE's first three draws: mobilenet, lenet5, lenet5
+    "log": None,
+}
+CLI_QUICK = [
+    "--data", "digits", "--models", "lenet5,mobilenet_v1_025", "--max-params", "100000",
+    "--epochs", "1", "--batch-size", "32", "--train-limit", "400",
+]  # fmt: skip
+
+
+def _trials(out: Path) -> list[dict]:
+    return json.loads((out / "trials.json").read_text())
+
+
+def _study(out: Path, name: str = "search") -> optuna.Study:
+    return optuna.load_study(study_name=name, storage=open_storage(None, out))
+
+
+@pytest.mark.slow
+def test_a_search_respects_the_budget_trains_feasible_trials_and_resumes(tmp_path: Path) -> None:
+    out = tmp_path / "s"
+    result = search("digits", trials=3, out=out, **QUICK)  # type: ignore[arg-type]
+    trials = _trials(out)
+    assert [t["state"] for t in trials] == ["infeasible", "complete", "complete"]
+
+    over = trials[0]  # rejected on its parameter count alone: never exported, never trained
+    assert over["model"] == "mobilenet_v1_025" and over["params"] > 100_000
+    assert over["broke"] == f"params {over['params']:,} > 100,000"
+    assert over["latency_ms"] is None and over["run_dir"] is None and over["seconds"] < 5
+    assert sorted(p.name for p in (out / "trials").iterdir()) == ["0001", "0002"]
+
+    for t in trials[1:]:  # each feasible trial is a normal run folder, its numbers its own
+        run = read_summary(t["run_dir"])
+        assert is_run_dir(t["run_dir"]) and run is not None
+        assert t["params"] == run["params"] == 61_706
+        assert t["size_bytes"] == 4 * 61_706  # fp32
+        assert t["accuracy"] == run["best_val_accuracy"]
+        assert 0 < t["latency_ms"] < 50
+    best = max(trials[1:], key=lambda t: t["accuracy"])
+    assert result.best is not None and result.best["run_dir"] == best["run_dir"]
+    assert {e["number"] for e in result.summary["pareto_front"]} <= {1, 2}
+    assert (out / "pareto.png").read_bytes()[:4] == b"\x89PNG"
+
+    # the same command with --trials 4 adds one trial to the same study
+    search("digits", trials=4, out=out, **QUICK)  # type: ignore[arg-type]
+    assert len(_study(out).trials) == 4 and [t["number"] for t in _trials(out)] == [0, 1, 2, 3]
+    assert _trials(out)[:3] == trials
+
+    # another search definition under the same study name is refused and changes nothing
+    with pytest.raises(
+        PocketvisionError, match=r"exists with another search .*epochs was 1, now 2"
+    ):
+        search("digits", trials=5, out=out, **{**QUICK, "epochs": 2})  # type: ignore[arg-type]
+    assert len(_study(out).trials) == 4
+
+
+def _cli_error(capsys: pytest.CaptureFixture[str], *args: str) -> str:
+    assert main(["search", *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    return err
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_bad_input_is_one_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = ["--out", str(tmp_path / "s")]
+    err = _cli_error(capsys, "--data", "digits", "--models", "nosuchnet*", *out)
+    assert "--models 'nosuchnet*' matches no registered model" in err
+    err = _cli_error(capsys, "--data", "digits", "--runtime", "tensorrt", *out)
+    assert "--runtime 'tensorrt': choose from onnxruntime, litert, executorch" in err
+    # a budget no model meets: the message gives the smallest model's own number
+    err = _cli_error(capsys, *CLI_QUICK[:4], "--max-params", "1000", *out)
+    assert "the smallest, lenet5 at 32px, has params 61,706 > 1,000" in err
+    err = _cli_error(capsys, *CLI_QUICK[:4], "--max-size-kb", "100", "--precision", "fp16", *out)
+    assert "has size 123.4 KB > 100.0 KB at fp16" in err
+    url = f"postgresql+psycopg://me:secret@127.0.0.1:{_free_port()}/nothing"
+    err = _cli_error(capsys, *CLI_QUICK[:4], "--storage", url, *out)
+    assert "cannot open (OperationalError" in err and "secret" not in err and "me:***@" in err
+    assert not (tmp_path / "s" / "trials.json").exists()
+
+
+def _cli(out: Path, *args: str) -> list[str]:
+    return [sys.executable, "-m", "pocketvision", "search", *CLI_QUICK, "--out", str(out), *args]
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(SRC), "OMP_NUM_THREADS": "1"}
+
+
+@pytest.mark.slow
+def test_a_killed_search_loses_only_its_running_trial(tmp_path: Path) -> None:
+    out = tmp_path / "s"
+    cmd = _cli(out, "--trials", "3", "--models", "lenet5", "--epochs", "3")
+    proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    victim = None
+    deadline = time.monotonic() + 240
+    while victim is None and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+        try:
+            study = _study(out)
+        except KeyError:  # the journal exists a moment before the study is in it
+            continue
+        done = [t for t in study.trials if t.state.is_finished()]
+        training = [
+            t for t in study.trials if "run_dir" in t.user_attrs and not t.state.is_finished()
+        ]
+        if done and training:
+            victim = training[0].number
+    assert victim is not None, proc.stderr.read().decode() if proc.stderr else ""
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert _study(out).trials[victim].state == optuna.trial.TrialState.RUNNING
+
+    rerun = subprocess.run(cmd, env=_env(), capture_output=True, text=True, check=True)
+    assert "marked 1 trial(s) of a stopped search as failed" in rerun.stdout
+    states = [t.state.name for t in _study(out).trials]
+    assert states[victim] == "FAIL"
+    assert states.count("COMPLETE") + states.count("PRUNED") == 3 and states.count("FAIL") == 1
+
+
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+
+
+@pytest.fixture
+def postgres() -> Iterator[str]:
+    """A real PostgreSQL server on 127.0.0.1 in a temporary folder, for one test."""
+    if not (PG_BIN / "initdb").exists():
+        pytest.skip(f"PostgreSQL not installed ({PG_BIN}: apt-get install postgresql)")
+    folder = Path(tempfile.mkdtemp(prefix="pv-pg-"))
+    as_user: list[str] = []
+    if os.geteuid() == 0:  # initdb refuses to run as root
+        shutil.chown(folder, "postgres")
+        as_user = ["runuser", "-u", "postgres", "--"]
+    data, port = folder / "data", _free_port()
+    opts = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1"
+    try:
+        subprocess.run([*as_user, str(PG_BIN / "initdb"), "-D", str(data), "-U", "postgres",
+                        "--auth=trust"], check=True, capture_output=True)  # fmt: skip
+        subprocess.run([*as_user, str(PG_BIN / "pg_ctl"), "-D", str(data), "-o", opts, "-w",
+                        "-l", str(folder / "log"), "start"], check=True, capture_output=True)  # fmt: skip
+        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run([*as_user, str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate",
+                        "stop"], capture_output=True)  # fmt: skip
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.mark.slow
+def test_two_workers_share_one_study_in_postgresql(tmp_path: Path, postgres: str) -> None:
+    args = ("--trials", "4", "--models", "lenet5", "--storage", postgres, "--study", "shared")
+    workers = [
+        subprocess.Popen(
+            _cli(tmp_path / f"w{i}", *args),
+            env=_env(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        for i in range(2)
+    ]
+    for w in workers:
+        assert w.wait(timeout=400) == 0, w.stderr.read().decode() if w.stderr else ""
+    study = optuna.load_study(study_name="shared", storage=postgres)
+    finished = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    # one study: distinct trial numbers from both processes, --trials 4 in total (a worker
+    # asking at the same moment as the other's last trial may add one)
+    assert 4 <= len(finished) <= 5
+    assert len({t.number for t in study.trials}) == len(study.trials)
+    assert len({t.user_attrs["pid"] for t in finished}) == 2
+    assert {t.user_attrs["pid"] for t in finished} == {w.pid for w in workers}
