@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import re
 import socket
+import time
 from pathlib import Path
 from typing import Any, Literal
 
@@ -35,6 +37,7 @@ DIRECTIONS: tuple[Literal["maximize", "minimize"], ...] = ("maximize", "minimize
 # the objectives: accuracy, latency_ms, size_bytes
 HEARTBEAT_S = 30
 GRACE_S = 120
+SCHEMA_TRIES = 8  # attempts while workers started together race to create the tables
 # what a worker counts toward --trials: finished trials and those running now (FAIL is redone)
 COUNTED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
 
@@ -57,15 +60,38 @@ def open_storage(storage: str | None, out: Path) -> BaseStorage:
     if storage.startswith("postgresql"):
         engine = {"connect_args": {"connect_timeout": 10}}
     try:
-        with captured():  # Optuna's ExperimentalWarning for the heartbeat, SQLAlchemy's logs
-            return RDBStorage(
-                storage, engine_kwargs=engine, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S
-            )
+        return _rdb_storage(storage, engine)
     except Exception as err:  # sqlalchemy's errors: no server, bad credentials, no driver
         text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise PocketvisionError(
             f"--storage {_redacted(storage)}: cannot open ({type(err).__name__}: {text[:200]})"
         ) from None
+
+
+def _rdb_storage(storage: str, engine: dict[str, Any], tries: int = SCHEMA_TRIES) -> RDBStorage:
+    """RDBStorage, retried while another worker creates the same schema at the same moment.
+
+    Workers started together on several machines all find an empty database and all run
+    ``CREATE TABLE``; the losers get an IntegrityError (PostgreSQL's ``pg_type`` unique index)
+    or a "relation already exists" error. Once the winner has committed, a retry finds the
+    tables and goes on.
+    """
+    from sqlalchemy.exc import IntegrityError, ProgrammingError
+
+    for attempt in range(tries):
+        try:
+            with captured():  # Optuna's ExperimentalWarning for the heartbeat, SQLAlchemy's logs
+                return RDBStorage(
+                    storage,
+                    engine_kwargs=engine,
+                    heartbeat_interval=HEARTBEAT_S,
+                    grace_period=GRACE_S,
+                )
+        except (IntegrityError, ProgrammingError):
+            if attempt == tries - 1:
+                raise
+            time.sleep(0.2 * (attempt + 1) + random.random() * 0.3)
+    raise AssertionError("unreachable")
 
 
 def _first_difference(old: dict[str, Any], new: dict[str, Any]) -> str:
