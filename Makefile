@@ -45,9 +45,10 @@ $(WEB_VENDOR): $(WEB_FRONTEND)/package.json $(WEB_FRONTEND)/package-lock.json $(
 	cd $(WEB_FRONTEND) && npm ci --ignore-scripts --no-audit --no-fund && npm run --silent vendor
 
 # Debian's Chromium for the browser tests (Playwright drives it; no browser download) and
-# Debian's kotlin compiler for the generated Android code's compile test.
+# Debian's kotlin compiler for the generated Android code's compile test, and Debian's
+# PostgreSQL server for the search test where two workers share one study (started by the test).
 test-tools:
-	@for pkg in chromium:/usr/bin/chromium kotlin:/usr/bin/kotlinc; do \
+	@for pkg in chromium:/usr/bin/chromium kotlin:/usr/bin/kotlinc postgresql:/usr/lib/postgresql/15/bin/initdb; do \
 	  name=$${pkg%%:*}; bin=$${pkg#*:}; \
 	  if [ ! -x $$bin ] && command -v apt-get >/dev/null; then \
 	    echo "Installing Debian's $$name for the tests"; \
