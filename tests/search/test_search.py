@@ -52,9 +52,12 @@ def _study(out: Path, name: str = "search") -> optuna.Study:
 @pytest.mark.slow
 def test_a_search_respects_the_budget_trains_feasible_trials_and_resumes(tmp_path: Path) -> None:
     out = tmp_path / "s"
-    result = search("digits", trials=3, out=out, **QUICK)  # type: ignore[arg-type]
+    lines: list[str] = []
+    result = search("digits", trials=3, out=out, **{**QUICK, "log": lines.append})  # type: ignore[arg-type]
     trials = _trials(out)
     assert [t["state"] for t in trials] == ["infeasible", "complete", "complete"]
+    # the console names each trial by the number trials.json and its run folder use
+    assert any(line.startswith("trial 1 (2 of 3) complete") for line in lines), lines
 
     over = trials[0]  # rejected on its parameter count alone: never exported, never trained
     assert over["model"] == "mobilenet_v1_025" and over["params"] > 100_000

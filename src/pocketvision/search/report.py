@@ -117,8 +117,13 @@ def _model_text(entry: dict[str, Any]) -> str:
 
 
 def progress_line(entry: dict[str, Any], total: int) -> str:
-    """``trial 3/20 complete  lenet5 32px  61,706 params  247 KB  0.06 ms  acc 93.1%  12 s``"""
-    parts = [f"trial {entry['number'] + 1}/{total} {entry['state']:<10}", _model_text(entry)]
+    """``trial 2 (3 of 20) complete  lenet5 32px  61,706 params  247 KB  0.06 ms  acc 93.1%``
+
+    The trial's number is Optuna's (from 0), the one trials.json, the front table and the run
+    folder ``trials/0002`` use.
+    """
+    head = f"trial {entry['number']} ({entry['number'] + 1} of {total})"
+    parts = [f"{head} {entry['state']:<10}", _model_text(entry)]
     if entry["params"] is not None:
         parts.append(f"{entry['params']:,} params  {entry['size_bytes'] / 1000:,.1f} KB")
     if entry["latency_ms"] is not None:
