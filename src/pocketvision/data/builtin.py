@@ -88,7 +88,10 @@ def read_idx(path: Path) -> np.ndarray:
     # math.prod on Python ints: np.prod of 2**32-sized dimensions wraps around in int64
     if data.size != math.prod(shape):
         raise PocketvisionError(f"{path}: truncated IDX file ({data.size} of {shape} values)")
-    return data.reshape(shape)
+    try:  # (2**32-1, 2**32-1, 0) holds 0 values yet is a shape numpy cannot make
+        return data.reshape(shape)
+    except ValueError:
+        raise PocketvisionError(f"{path}: impossible IDX shape {shape}") from None
 
 
 def to_input_size(images: np.ndarray | torch.Tensor, prep: Preprocessing) -> torch.Tensor:
