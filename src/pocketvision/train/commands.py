@@ -15,6 +15,7 @@ from dataclasses import fields
 
 from pocketvision.train.config import (
     AUGMENTS,
+    DEFAULT_WEIGHTS,
     DEVICES,
     OPTIMIZERS,
     SAMPLERS,
@@ -29,6 +30,8 @@ CHOICES = {
     "device": DEVICES,
     "sampler": SAMPLERS,
 }
+# flags whose value may be left out: the value they then take
+OPTIONAL_VALUE = {"pretrained": DEFAULT_WEIGHTS}
 
 
 def _field_comments() -> dict[str, str]:
@@ -61,6 +64,15 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
                 parser.add_argument(
                     flag, action=argparse.BooleanOptionalAction, default=None, help=help_text
                 )
+        elif f.name in OPTIONAL_VALUE:
+            parser.add_argument(
+                flag,
+                nargs="?",
+                const=OPTIONAL_VALUE[f.name],
+                default=None,
+                metavar="TAG|FILE",
+                help=f"{help_text} (default: {f.default})",
+            )
         else:
             parser.add_argument(
                 flag,

@@ -92,6 +92,9 @@ class TrainConfig:
     # --- transfer learning ---
     # start from these weights (run dir, .safetensors, .pt state dict)
     init: str | None = None
+    # start from published ImageNet weights (`pocketvision weights`): a tag, a weights file, or
+    # the flag alone for the model's default checkpoint; its mean/std and size become defaults
+    pretrained: str | None = None
     # train only the classifier head (linear probe)
     freeze_backbone: bool = False
     # with --init and no freezing, backbone lr = lr * this
@@ -162,6 +165,10 @@ def validate(config: TrainConfig) -> None:
             f"--log {config.log}: use {' or '.join(TRACKERS)} (both: tensorboard,mlflow)",
         ),
         (
+            not (config.pretrained and config.init),
+            "--pretrained and --init both give the starting weights: pass one of them",
+        ),
+        (
             not config.resume or bool(config.out),
             "--resume needs --out RUN_FOLDER (the run to continue)",
         ),
@@ -171,12 +178,34 @@ def validate(config: TrainConfig) -> None:
             raise PocketvisionError(message)
 
 
+# --pretrained given alone: the model's default checkpoint
+DEFAULT_WEIGHTS = "default"
+
+
+def pretrained_arg(value: str | None) -> bool | str | None:
+    """TrainConfig.pretrained as create_model's ``pretrained``: True for the default tag."""
+    return True if value == DEFAULT_WEIGHTS else value
+
+
+def pretrained_size(config: TrainConfig) -> int | None:
+    """The input side the --pretrained checkpoint was evaluated at (None for a file)."""
+    if not config.pretrained:
+        return None
+    from pocketvision.weights import find_checkpoint, looks_like_file
+
+    tag = pretrained_arg(config.pretrained)
+    if isinstance(tag, str) and looks_like_file(tag):
+        return None
+    ckpt = find_checkpoint(config.model, tag if tag is not None else True)
+    return ckpt.input_size[1] if ckpt.input_size else None
+
+
 def resolve(config: TrainConfig) -> TrainConfig:
     """Fill every None that depends on data, model or device with its concrete value."""
     from pocketvision.data import default_image_size
 
     chans, size = default_image_size(config.data)
-    img_size = config.img_size or size
+    img_size = config.img_size or pretrained_size(config) or size
     lr = config.lr
     if lr is None:
         lr = 0.1 * config.batch_size / 128 if config.optimizer == "sgd" else 2e-3

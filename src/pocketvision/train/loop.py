@@ -9,6 +9,7 @@ any step replays exactly the batches the uninterrupted run would have seen.
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import time
 from collections.abc import Callable, Iterator
@@ -35,6 +36,7 @@ from pocketvision.rundir import (
     LAST,
     METRICS_CSV,
     METRICS_JSONL,
+    PREPROCESSING,
     SUMMARY,
     ModelSpec,
     free_run_dir,
@@ -44,7 +46,7 @@ from pocketvision.rundir import (
 )
 from pocketvision.train import distributed
 from pocketvision.train.checkpoint import load_init, load_state, save_state
-from pocketvision.train.config import TrainConfig, resolve, validate
+from pocketvision.train.config import TrainConfig, pretrained_arg, resolve, validate
 from pocketvision.train.imbalance import (
     class_weights,
     make_sampler,
@@ -150,7 +152,9 @@ def _load_splits(config: TrainConfig, d: distributed.Dist) -> tuple[DataSplits, 
     return splits, replace(prep, mean=mean, std=std)
 
 
-def _build_model(config: TrainConfig, num_classes: int) -> tuple[ModelSpec, nn.Module, set[int]]:
+def _build_model(
+    config: TrainConfig, num_classes: int, pretrained: str | None = None
+) -> tuple[ModelSpec, nn.Module, set[int]]:
     kwargs: dict[str, Any] = {
         "num_classes": num_classes,
         "in_chans": config.in_chans,
@@ -160,7 +164,12 @@ def _build_model(config: TrainConfig, num_classes: int) -> tuple[ModelSpec, nn.M
         kwargs["width_mult"] = config.width_mult
     spec = ModelSpec(config.model, kwargs)
     try:
-        model = spec.build()
+        if pretrained:
+            from pocketvision import create_model
+
+            model = create_model(config.model, pretrained=pretrained_arg(pretrained), **kwargs)
+        else:
+            model = spec.build()
     except TypeError as err:
         raise PocketvisionError(f"--model {config.model}: {err}") from None
     except ValueError as err:
@@ -170,6 +179,47 @@ def _build_model(config: TrainConfig, num_classes: int) -> tuple[ModelSpec, nn.M
     model.reset_classifier(num_classes)  # type: ignore[operator]
     head = {id(p) for p in model.parameters()} - before
     return spec, model, head
+
+
+def _pretrained_record(model: nn.Module) -> dict[str, Any] | None:
+    """What create_model(pretrained=...) loaded: tag, source, sha256, file, mean/std, size."""
+    loaded = getattr(model, "pretrained", None)
+    if loaded is None:
+        return None
+    return {
+        "tag": loaded.tag,
+        "source": loaded.source,
+        "sha256": loaded.sha256,
+        "path": loaded.path,
+        "mean": loaded.mean,
+        "std": loaded.std,
+        "input_size": loaded.input_size,
+    }
+
+
+def _pretrained_prep(
+    prep: Preprocessing, record: dict[str, Any] | None, resumed_out: Path | None
+) -> Preprocessing:
+    """The weights' own normalisation (their RGB mean/std, averaged for grayscale input);
+    a resumed run keeps what its first session wrote. A file without a table row keeps the
+    data's own statistics."""
+    if resumed_out is not None:
+        saved = json.loads((resumed_out / PREPROCESSING).read_text())
+        return replace(prep, mean=tuple(saved["mean"]), std=tuple(saved["std"]))
+    if record is None or record["mean"] is None or record["std"] is None:
+        return prep
+    mean, std = tuple(record["mean"]), tuple(record["std"])
+    if prep.input_size[0] == 1:  # the first conv's RGB filters were summed (timm's rule)
+        mean, std = (round(sum(mean) / 3, 4),), (round(sum(std) / 3, 4),)
+    return replace(prep, mean=mean, std=std)
+
+
+def _read_config(out: Path) -> dict[str, Any]:
+    try:
+        value = json.loads((out / CONFIG).read_text())
+    except (OSError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 def _prepare_run_dir(out: Path, config: TrainConfig, d: distributed.Dist) -> dict[str, Any] | None:
@@ -302,12 +352,23 @@ def _snapshot(
 
 
 def _write_header(
-    out: Path, spec: ModelSpec, splits: DataSplits, prep: Preprocessing, config: TrainConfig
+    out: Path,
+    spec: ModelSpec,
+    splits: DataSplits,
+    prep: Preprocessing,
+    config: TrainConfig,
+    pretrained: dict[str, Any] | None,
 ) -> None:
-    """The files a run has from its first second: model, labels, preprocessing, config."""
+    """The files a run has from its first second: model, labels, preprocessing, config
+    (with the published weights it started from, when --pretrained)."""
     out.mkdir(parents=True, exist_ok=True)
     write_run_files(out, spec, splits.classes, prep)
-    write_json(out / CONFIG, config.to_dict())
+    record = config.to_dict()
+    if pretrained is None and config.resume:  # keep what the first session recorded
+        pretrained = _read_config(out).get("pretrained_weights")
+    if pretrained is not None:
+        record["pretrained_weights"] = pretrained
+    write_json(out / CONFIG, record)
     write_atomic(out / BAD_FILES, "".join(f"{p}\t{r}\n" for p, r in splits.bad_files))
 
 
@@ -422,7 +483,12 @@ def _train(
     data_check = summarize_splits(splits)  # exact copies within / across splits, balance
     load_seconds = time.perf_counter() - t_load
     torch.manual_seed(config.seed)
-    spec, model, head_ids = _build_model(config, len(splits.classes))
+    # published weights on a fresh run; a resumed run's own weights come from last.pt
+    fresh_weights = config.pretrained if resumed is None else None
+    spec, model, head_ids = _build_model(config, len(splits.classes), fresh_weights)
+    pretrained_info = _pretrained_record(model)
+    if config.pretrained:
+        prep = _pretrained_prep(prep, pretrained_info, out if resumed is not None else None)
     weight = class_weights(config.class_weights, splits.train.labels, splits.classes)
     weight = None if weight is None else weight.to(device)
     channels_last = config.channels_last
@@ -442,7 +508,7 @@ def _train(
     model.to(device)
     if channels_last:
         model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-    groups = param_groups(model, config, head_ids, transfer=bool(config.init))
+    groups = param_groups(model, config, head_ids, transfer=bool(config.init or config.pretrained))
     optimizer = build_optimizer(groups, config)
     ema = EMA(model, config.ema_decay) if config.ema else None
     scaler = torch.amp.GradScaler(device.type) if amp_dtype == torch.float16 else None
@@ -454,7 +520,7 @@ def _train(
         )
 
     if d.main:
-        _write_header(out, spec, splits, prep, config)
+        _write_header(out, spec, splits, prep, config, pretrained_info)
     tracking = Tracking.open(config.log, out, config.tracking_uri, main=d.main)
     tracking.start(config.to_dict())
 
@@ -570,6 +636,8 @@ def _train(
 
     summary = _finish(config, out, splits, prep, spec, eval_model, device, state, stopped_early, d)
     summary.update(init_info)
+    if config.pretrained:
+        summary["pretrained"] = pretrained_info or _read_config(out).get("pretrained_weights")
     summary["data_seconds"] = round(load_seconds, 2)
     summary["data_inspection"] = data_check
     summary["per_class_recall"], matrix = recall_on_held_out(
@@ -584,8 +652,6 @@ def _train(
 
 
 def _json_line(row: dict[str, Any]) -> str:
-    import json
-
     return json.dumps(row) + "\n"
 
 

@@ -250,6 +250,12 @@ def model_card(summary: dict[str, Any]) -> str:
         f"- test accuracy: {summary['test_accuracy']}",
         f"- epochs: {summary['epochs']}, {summary['seconds']} s on {summary['device']}",
     ]
+    weights = summary.get("pretrained")
+    if weights:
+        lines.append(
+            f"- started from {weights['source']} weights {weights['tag']} "
+            f"(sha256 {weights['sha256'][:16]}...)"
+        )
     recall = summary.get("per_class_recall")
     if recall:
         lines += ["", f"## Recall per class ({recall['split']} split)", ""]

@@ -186,6 +186,7 @@ def model_card(served: ServedModel) -> dict[str, Any]:
                 "num_test",
                 "seconds",
                 "data_inspection",  # what training's data check found (duplicates, balance)
+                "pretrained",  # the published weights it started from: tag, source, sha256
             )
         },
         "evaluation": None,

@@ -28,6 +28,7 @@ __all__ = [
     "checkpoints",
     "find_checkpoint",
     "load_pretrained",
+    "looks_like_file",
     "resolve",
 ]
 
@@ -45,11 +46,13 @@ class Loaded:
     input_size: tuple[int, int, int] | None
 
 
-def _looks_like_file(value: str) -> bool:
+def looks_like_file(value: str) -> bool:
+    """Whether ``pretrained="VALUE"`` names a weights file rather than a tag."""
     return (
         "/" in value
         or "\\" in value
         or Path(value).suffix in {".pth", ".pt", ".bin", ".safetensors"}
+        or Path(value).is_file()
     )
 
 
@@ -59,7 +62,7 @@ def resolve(
     """The file ``pretrained`` means for ``model``: a local file, or the cached download."""
     from pocketvision.weights.download import fetch
 
-    if isinstance(pretrained, str) and (_looks_like_file(pretrained) or Path(pretrained).is_file()):
+    if isinstance(pretrained, str) and looks_like_file(pretrained):
         return Path(pretrained).expanduser(), None
     ckpt = find_checkpoint(model, pretrained)
     path, _ = fetch(ckpt, progress=progress)
