@@ -214,8 +214,9 @@ class EfficientNetLite(nn.Module):
         self._init_weights()
 
     def _init_weights(self) -> None:
-        # The TF reference's: conv N(0, sqrt(2 / fan_out)) with fan_out = k * k * out / groups,
-        # dense U(+-1 / sqrt(out)).
+        # Convs as the TF reference: N(0, sqrt(2 / fan_out)), fan_out = k * k * out / groups.
+        # The classifier as the other families, N(0, 0.01): TF's U(+-1 / sqrt(out)) is
+        # +-0.32 for a 10-class head, whose first logits then span several units.
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 fan_out = m.kernel_size[0] * m.kernel_size[1] * m.out_channels // m.groups
@@ -226,8 +227,7 @@ class EfficientNetLite(nn.Module):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
             elif isinstance(m, nn.Linear):
-                bound = 1.0 / math.sqrt(m.out_features)
-                nn.init.uniform_(m.weight, -bound, bound)
+                nn.init.normal_(m.weight, 0.0, 0.01)
                 nn.init.zeros_(m.bias)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
