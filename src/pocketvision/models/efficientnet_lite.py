@@ -3,10 +3,10 @@
 Tan, Le. "EfficientNet: Rethinking Model Scaling for Convolutional Neural Networks". ICML
 2019, arXiv:1905.11946: Table 1 (the B0 body) and Sec. 3.3 (compound scaling); with the
 Lite changes of the TensorFlow TPU repository's ``models/official/efficientnet/lite``
-README (Liu, Tan et al. 2020), whose table gives params, MAdds and top-1 of lite0-lite4.
-timm's ``tf_efficientnet_lite0`` .. ``4`` are the reference implementation (Google's
-checkpoints ported); module names map onto theirs by :func:`~pocketvision.weights.convert.
-timm_efficientnet_lite`, so those checkpoints load and compute the same function.
+README (2020), whose table gives params, MAdds and top-1 of lite0-lite4. timm's
+``tf_efficientnet_lite0`` .. ``4`` are the reference implementation (Google's checkpoints
+ported); their keys map onto ours by ``pocketvision.weights.convert.timm_efficientnet_lite``,
+so those checkpoints load and compute the same function (docs/models.md).
 
 The Lite changes, and the details that decide the counts:
 
