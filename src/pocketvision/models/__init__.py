@@ -1,6 +1,7 @@
 """The architecture zoo: importing this package registers every family."""
 
 from pocketvision.models import (
+    efficientnet_lite,
     lenet,
     mobilenet_v1,
     mobilenet_v2,
@@ -14,6 +15,7 @@ from pocketvision.models import (
 )
 
 __all__ = [
+    "efficientnet_lite",
     "lenet",
     "mobilenet_v1",
     "mobilenet_v2",

@@ -174,6 +174,11 @@ def timm_mobilenetv2(keys: Collection[str]) -> dict[str, str]:
     return _timm_efficientnet(keys, "conv_pwl", "timm MobileNet v2")
 
 
+def timm_efficientnet_lite(keys: Collection[str]) -> dict[str, str]:
+    # the first stage is timm's DepthwiseSeparableConv: its linear 1x1 is our conv_pwl
+    return _timm_efficientnet(keys, "conv_pwl", "timm EfficientNet-Lite")
+
+
 def pocketvision_layout(keys: Collection[str]) -> dict[str, str]:
     """Our own state dicts (a pocketvision run's weights): names are already ours."""
     return {k: k for k in keys}
@@ -187,5 +192,6 @@ LAYOUTS: dict[str, Converter] = {
     "timm.mobilenetv1": timm_mobilenetv1,
     "timm.mobilenetv2": timm_mobilenetv2,
     "timm.legacy_senet": timm_legacy_senet,
+    "timm.efficientnet_lite": timm_efficientnet_lite,
     "pocketvision": pocketvision_layout,
 }

@@ -114,7 +114,7 @@ def _timm(model: str, hub: str, top1: float, **kw: Any) -> Checkpoint:
         size_bytes=None,
         license="apache-2.0",
         top1=top1,
-        input_size=(3, 224, 224),
+        input_size=kw.pop("input_size", (3, 224, 224)),
         mean=mean,
         std=std,
         layout=kw.pop("layout"),
@@ -220,6 +220,28 @@ CHECKPOINTS: tuple[Checkpoint, ...] = (
         url="https://github.com/rwightman/pytorch-image-models/releases/download/"
         "v0.1-weights/mobilenetv2_140_ra-21a4e913.pth",
         sha256="21a4e913",
+    ),
+    *(
+        _timm(
+            f"efficientnet_lite{i}",
+            f"tf_efficientnet_lite{i}.in1k",
+            top1,
+            layout="timm.efficientnet_lite",
+            url="https://github.com/rwightman/pytorch-image-models/releases/download/"
+            f"v0.1-weights/tf_efficientnet_lite{i}-{sha}.pth",
+            sha256=sha,
+            norm=(INCEPTION_MEAN, INCEPTION_STD),
+            input_size=(3, size, size),
+        )
+        # Google's TF checkpoints as ported by timm; size is timm's eval resolution (lite3
+        # and lite4 evaluate above the README's 280 / 300 px)
+        for i, sha, top1, size in (
+            (0, "0aa007d2", 74.8, 224),
+            (1, "bde8b488", 76.6, 240),
+            (2, "dcccb7df", 77.5, 260),
+            (3, "b733e338", 79.8, 300),
+            (4, "741542c3", 81.5, 380),
+        )
     ),
     Checkpoint(
         model="se_resnet50",
