@@ -20,15 +20,18 @@ from torch import nn
 
 
 def fuse_conv_bn(weight: torch.Tensor, bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
-    """Kernel and bias of a bias-free conv followed by eval-mode BN.
+    """Kernel and bias of a bias-free conv followed by eval-mode BN, in float64.
 
     ``BN(W * x) = g * (W * x - m) / s + b`` with ``s = sqrt(var + eps)``: the kernel
-    ``W * g / s`` (per output channel) and the bias ``b - m * g / s``.
+    ``W * g / s`` (per output channel) and the bias ``b - m * g / s``. Computed in float64
+    so that summing branches rounds once, when the caller stores the result.
     """
     if bn.running_mean is None or bn.running_var is None or bn.weight is None:
         raise ValueError("fuse_conv_bn needs an affine BatchNorm with running statistics")
-    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)  # (C,)
-    return weight * scale.reshape(-1, 1, 1, 1), bn.bias - bn.running_mean * scale
+    wide = torch.float64
+    scale = bn.weight.to(wide) / torch.sqrt(bn.running_var.to(wide) + bn.eps)  # (C,)
+    kernel = weight.to(wide) * scale.reshape(-1, 1, 1, 1)
+    return kernel, bn.bias.to(wide) - bn.running_mean.to(wide) * scale
 
 
 def identity_kernel(
