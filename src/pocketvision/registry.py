@@ -56,7 +56,9 @@ class ModelInfo:
         num_classes: Classes the published params and MACs assume (1000 for ImageNet).
         note: Where published figures disagree or round, in a sentence or two; it ends the
             builder's docstring.
-        first_conv: Module path of the first convolution (the one that sees ``in_chans``).
+        first_conv: Module path of the first convolution (the one that sees ``in_chans``),
+            or of the block holding every convolution that does (MobileOne's stem, whose
+            train-time branches all read the input).
         classifier: Module path of the layer :meth:`reset_classifier` replaces.
     """
 
@@ -101,7 +103,8 @@ class Family:
         paper: The paper behind the numbers.
         small_input: What ``small_input=True`` changes, in a sentence.
         first_conv: Module path of the first convolution, e.g. ``stem.0``: the one whose
-            filters in_chans adaptation of pretrained weights rewrites.
+            filters in_chans adaptation of pretrained weights rewrites (or the block holding
+            every convolution that reads the input, e.g. MobileOne's ``stem``).
         classifier: Module path of the classifier, e.g. ``head.fc``: the layer a fresh head
             replaces when num_classes differs from the weights'.
         options: Keywords of ``model`` a caller may set beyond the common ones (e.g.

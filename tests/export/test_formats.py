@@ -26,6 +26,10 @@ from pocketvision.export import export_run
 SMALL_KWARGS: dict[str, dict[str, Any]] = {
     "nasnet_a_mobile": {"num_cells": 1, "penultimate_filters": 192},
 }
+# Where float32 rounding alone moves the logits by more than 1e-4: MobileOne's 43 blocks of
+# summed BN branches put its float32 train form 8e-5 from float64 on these inputs (logits up
+# to 11), and the folded net (what is exported) as far on the other side (docs/models.md).
+TOLERANCE: dict[str, float] = {"mobileone_s0": 1e-3}
 DEMO = ("mobilenet_v1_050", 28)  # pocketvision.demo's model at Fashion-MNIST's size
 FULL = os.environ.get("POCKETVISION_EXPORT_ALL") == "1"
 SLOW_FORMATS_FOR = {"lenet5", "squeezenet1_1"}  # besides the demo model
@@ -70,7 +74,7 @@ def test_fp32_matches_pytorch(tmp_path: Path, name: str, size: int) -> None:
             assert r.status in ("unverified", "ok"), r.error
             continue
         assert r.status == "ok", f"{r.format}: {r.error}"
-        assert r.max_abs_diff <= 1e-4, f"{r.format}: {r.max_abs_diff}"
+        assert r.max_abs_diff <= TOLERANCE.get(name, 1e-4), f"{r.format}: {r.max_abs_diff}"
         assert r.top1_agreement == 1.0, f"{r.format}: {r.top1_agreement}"
         assert r.val_accuracy is not None and r.latency_ms is not None and r.latency_ms > 0
     for r in by_format.get("executorch", []):

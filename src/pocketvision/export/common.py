@@ -19,6 +19,7 @@ from torch import nn
 from pocketvision.errors import PocketvisionError
 from pocketvision.export.agreement import agreement
 from pocketvision.export.formats import BY_NAME
+from pocketvision.layers.reparameterize import deploy_form
 from pocketvision.preprocess import Preprocessing
 from pocketvision.rundir import LoadedRun
 
@@ -202,9 +203,11 @@ def mobile_form(model: nn.Module, input_size: Sequence[int]) -> nn.Module:
     XNNPACK kernel, so ExecuTorch would run it outside the delegate;
     at a fixed input size it is a global mean (keepdim), a plain average pool or nothing at
     all. The copy computes the same function at ``input_size`` (the checks compare it with
-    the original model's logits).
+    the original model's logits). A re-parameterisable model (MobileOne) is folded into its
+    inference form first (:func:`~pocketvision.layers.deploy_form`).
     """
-    model = copy.deepcopy(model).eval()
+    deployed = deploy_form(model)
+    model = (copy.deepcopy(model) if deployed is model else deployed).eval()
     shapes: dict[str, tuple[int, int]] = {}
     hooks = []
     for name, module in model.named_modules():

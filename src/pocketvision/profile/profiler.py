@@ -25,6 +25,7 @@ from pocketvision.console import captured
 from pocketvision.environment import environment
 from pocketvision.errors import PocketvisionError
 from pocketvision.export.agreement import OutputMismatchError, agreement
+from pocketvision.layers.reparameterize import deploy_form
 from pocketvision.profile import runtimes
 from pocketvision.profile.counting import count_macs, count_params
 from pocketvision.profile.measure import (
@@ -89,9 +90,11 @@ def resolve_model(
     num_classes: int | None = None,
     model_kwargs: dict[str, Any] | None = None,
 ) -> tuple[str, nn.Module, tuple[int, int, int]]:
-    """A registered name or a run directory -> (label, eval-mode model, (C, H, W)).
+    """A registered name or a run directory -> (label, deployed model, (C, H, W)).
 
     ``model_kwargs`` go to create_model for a registered name, e.g. ``{"small_input": True}``.
+    The model is in eval mode and in its inference form (:func:`deploy_form`: MobileOne's
+    branches folded), as every runtime, eager PyTorch included, would run it on a device.
     """
     path = Path(target)
     if is_run_dir(path):
@@ -101,7 +104,7 @@ def resolve_model(
         c, h, w = run.preprocessing.input_size
         if input_size is not None:
             h = w = input_size
-        return run.spec.name, run.model, (c, h, w)
+        return run.spec.name, deploy_form(run.model), (c, h, w)
     if target not in list_models():
         if path.exists():
             raise PocketvisionError(f"{target}: not a run directory (no model.json)")
@@ -113,7 +116,7 @@ def resolve_model(
         target, num_classes=num_classes or info.num_classes, in_chans=c, **(model_kwargs or {})
     )
     calibrate_batchnorm(model, (c, size, size))
-    return target, model.eval(), (c, size, size)
+    return target, deploy_form(model.eval()), (c, size, size)
 
 
 def calibrate_batchnorm(model: nn.Module, size: tuple[int, int, int], batch: int = 2) -> None:

@@ -8,6 +8,7 @@ with, never from a request.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import io
 import json
 import time
@@ -21,6 +22,7 @@ import torch
 from PIL import Image
 
 from pocketvision.errors import PocketvisionError
+from pocketvision.layers.reparameterize import deploy_form
 from pocketvision.preprocess import decode_uint8, normalize
 from pocketvision.rundir import BEST, LoadedRun, load_run
 
@@ -208,7 +210,9 @@ def load_served(run_dir: str | Path, *, export_onnx: bool = True) -> ServedModel
     """
     from pocketvision.web.onnx_cache import ensure_onnx
 
-    run = load_run(run_dir)
+    # what runs is the inference form (MobileOne's branches folded); ONNX export folds too
+    loaded = load_run(run_dir)
+    run = dataclasses.replace(loaded, model=deploy_form(loaded.model))
     served = ServedModel(run=run)
     if export_onnx:
         try:

@@ -179,6 +179,42 @@ def timm_efficientnet_lite(keys: Collection[str]) -> dict[str, str]:
     return _timm_efficientnet(keys, "conv_pwl", "timm EfficientNet-Lite")
 
 
+# Table 7's stages 4 and 5 (5 + 5 MobileOne blocks at 256 * alpha_3, the second five with SE
+# in S4) are one stage in timm; each MobileOne block is two modules (depthwise, pointwise).
+_MOBILEONE_SPLIT = 2 * 5
+
+
+def _mobileone_block(prefix: str, rest: str, what: str) -> str:
+    rules: Rules = [
+        (r"conv_kxk\.(\d+)\.conv\.weight", lambda m: f"conv_kxk.{m[1]}.0.weight"),
+        (r"conv_kxk\.(\d+)\.bn\.(\w+)", lambda m: f"conv_kxk.{m[1]}.1.{m[2]}"),
+        (r"conv_scale\.conv\.weight", lambda m: "conv_scale.0.weight"),
+        (r"conv_scale\.bn\.(\w+)", lambda m: f"conv_scale.1.{m[1]}"),
+        (r"identity\.(\w+)", lambda m: f"identity.{m[1]}"),
+        (r"attn\.fc([12])\.(weight|bias)", lambda m: f"se.fc{m[1]}.{m[2]}"),
+    ]
+    return f"{prefix}.{_apply([rest], rules, what)[rest]}"
+
+
+def timm_mobileone(keys: Collection[str]) -> dict[str, str]:
+    what = "timm MobileOne"
+
+    def stage(m: re.Match[str]) -> str:
+        s, i = int(m[1]), int(m[2])
+        if s == 2 and i >= _MOBILEONE_SPLIT:
+            s, i = 3, i - _MOBILEONE_SPLIT
+        elif s == 3:
+            s = 4
+        return _mobileone_block(f"stages.{s}.{i}", m[3], what)
+
+    rules: Rules = [
+        (r"stem\.(.+)", lambda m: _mobileone_block("stem", m[1], what)),
+        (r"stages\.([0-3])\.(\d+)\.(.+)", stage),
+        (r"head\.fc\.(weight|bias)", lambda m: f"head.fc.{m[1]}"),
+    ]
+    return _apply(keys, rules, what)
+
+
 def pocketvision_layout(keys: Collection[str]) -> dict[str, str]:
     """Our own state dicts (a pocketvision run's weights): names are already ours."""
     return {k: k for k in keys}
@@ -193,5 +229,6 @@ LAYOUTS: dict[str, Converter] = {
     "timm.mobilenetv2": timm_mobilenetv2,
     "timm.legacy_senet": timm_legacy_senet,
     "timm.efficientnet_lite": timm_efficientnet_lite,
+    "timm.mobileone": timm_mobileone,
     "pocketvision": pocketvision_layout,
 }

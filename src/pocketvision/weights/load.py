@@ -151,7 +151,9 @@ def _how(key: str, have: Shape, want: Shape, target: Target) -> str:
         module == target.classifier and len(have) == 1
     ):
         return "skip"  # a fresh head for another num_classes
-    if module == target.first_conv and key.endswith("weight") and len(have) == 4:
+    # first_conv names the conv, or the block of convs that read the input (MobileOne's stem)
+    reads_input = module == target.first_conv or module.startswith(f"{target.first_conv}.")
+    if reads_input and key.endswith("weight") and len(have) == 4:
         if have[2:] != want[2:] and want[2] == 3 and have[2] == 7 and have[0] == want[0]:
             return "crop" if have[1] == want[1] else "crop+in_chans"
         if have[0] == want[0] and have[2:] == want[2:]:

@@ -112,7 +112,7 @@ def _timm(model: str, hub: str, top1: float, **kw: Any) -> Checkpoint:
         url=kw.pop("url", _HF.format(hub)),
         sha256=kw.pop("sha256", None),
         size_bytes=None,
-        license="apache-2.0",
+        license=kw.pop("license", "apache-2.0"),
         top1=top1,
         input_size=kw.pop("input_size", (3, 224, 224)),
         mean=mean,
@@ -242,6 +242,18 @@ CHECKPOINTS: tuple[Checkpoint, ...] = (
             (3, "b733e338", 79.8, 300),
             (4, "741542c3", 81.5, 380),
         )
+    ),
+    # Apple's MobileOne weights as timm republished them (train form: every branch); top-1
+    # is Apple's (paper Table 9 / ml-mobileone README), evaluated on the fused model.
+    *(
+        _timm(
+            f"mobileone_{variant}",
+            f"mobileone_{variant}.apple_in1k",
+            top1,
+            layout="timm.mobileone",
+            license="mobileone-license",
+        )
+        for variant, top1 in (("s0", 71.4), ("s1", 75.9), ("s2", 77.4), ("s3", 78.1), ("s4", 79.4))
     ),
     Checkpoint(
         model="se_resnet50",
