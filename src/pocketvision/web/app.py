@@ -29,11 +29,28 @@ from typing import Any
 
 import anyio
 from fastapi import FastAPI, File, Form, HTTPException, Query, UploadFile
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
-from pydantic import BaseModel
 
 from pocketvision.preprocess import BadImageError
-from pocketvision.web.playground import MAX_SIDE, convolve, kernel_list, playground_image
+from pocketvision.web.api_models import (
+    ConvolveResponse,
+    Health,
+    Kernels,
+    ModelCard,
+    PredictResponse,
+    problems,
+)
+from pocketvision.web.playground import (
+    KERNEL_PATTERN,
+    MAX_SIDE,
+    STRIDES,
+    Padding,
+    convolve,
+    kernel_list,
+    playground_image,
+    resolve_kernel,
+)
 from pocketvision.web.served import CONFUSION_FILE, ServedModel
 
 #: Largest accepted upload (the file itself); larger ones get 413.
@@ -45,6 +62,9 @@ BODY_OVERHEAD = 64 * 1024
 DRAIN_LIMIT = 64 * 1024 * 1024
 
 STATIC_DIR = Path(__file__).parent / "static"
+# The 200 bodies of the two file routes, for the OpenAPI schema.
+ONNX_CONTENT = {"content": {"application/octet-stream": {}}, "description": "the ONNX file"}
+PNG_CONTENT = {"content": {"image/png": {}}, "description": "the confusion matrix"}
 MEDIA_TYPES = {
     ".html": "text/html; charset=utf-8",
     ".js": "text/javascript; charset=utf-8",
@@ -128,44 +148,6 @@ class BodyLimit:
         await self.app(scope, replay, send)
 
 
-class Prediction(BaseModel):
-    label: str
-    index: int
-    probability: float
-
-
-class InputStats(BaseModel):
-    shape: list[int]
-    min: float
-    max: float
-    mean: float
-
-
-class PredictResponse(BaseModel):
-    predictions: list[Prediction]
-    latency_ms: float
-    model_ms: float
-    model_input: str
-    input_stats: InputStats
-
-
-class ConvolveResponse(BaseModel):
-    kernel: str
-    weights: list[list[float]]
-    meaning: str
-    is_edge: bool
-    stride: int
-    padding: str
-    pool: bool
-    input_shape: list[int]
-    response_shape: list[int]
-    output_shape: list[int]
-    response_min: float
-    response_max: float
-    input: str
-    output: str
-
-
 def static_files(folder: Path = STATIC_DIR) -> dict[str, Path]:
     """Every file under ``folder`` by its relative POSIX name: the only files a URL can reach."""
     if not folder.is_dir():
@@ -191,6 +173,14 @@ def unsupported(err: BadImageError, filename: str | None) -> HTTPException:
     """415 naming the upload and why it is not a usable image."""
     reason = str(err).removeprefix("<bytes>: ")
     return HTTPException(415, f"{filename or 'upload'}: {reason}")
+
+
+def invalid(field: str, err: Exception, value: Any) -> RequestValidationError:
+    """422 for a form field the route itself refuses, in the body FastAPI's own validation
+    errors have, so one OpenAPI schema (HTTPValidationError) describes every 422."""
+    return RequestValidationError(
+        [{"type": "value_error", "loc": ("body", field), "msg": str(err), "input": value}]
+    )
 
 
 def create_app(served: ServedModel, *, workers: int | None = None) -> FastAPI:
@@ -240,32 +230,40 @@ def create_app(served: ServedModel, *, workers: int | None = None) -> FastAPI:
     async def static_file(name: str) -> FileResponse:
         return static_response(name)
 
-    @app.get("/api/health")
+    @app.get("/api/health", response_model=Health)
     async def health() -> dict[str, Any]:
         return {"status": "ok", "model": card["model"], "run": card["run"]}
 
-    @app.get("/api/model")
+    @app.get("/api/model", response_model=ModelCard)
     async def model() -> dict[str, Any]:
         return {**card, "browser_runtime": "vendor/ort.wasm.min.js" in static}
 
-    @app.get("/api/model.onnx", response_class=FileResponse)
+    @app.get(
+        "/api/model.onnx",
+        response_class=FileResponse,
+        responses={200: ONNX_CONTENT, **problems(404)},
+    )
     async def model_onnx() -> FileResponse:
         if served.onnx_path is None:
             raise HTTPException(404, served.onnx_error or "no ONNX export")
         return FileResponse(served.onnx_path, media_type="application/octet-stream")
 
-    @app.get("/api/confusion.png", response_class=FileResponse)
+    @app.get(
+        "/api/confusion.png",
+        response_class=FileResponse,
+        responses={200: PNG_CONTENT, **problems(404)},
+    )
     async def confusion() -> FileResponse:
         path = served.path / CONFUSION_FILE
         if not path.is_file():
             raise HTTPException(404, f"no {CONFUSION_FILE}; run `pocketvision evaluate RUN`")
         return FileResponse(path, media_type="image/png")
 
-    @app.get("/api/kernels")
+    @app.get("/api/kernels", response_model=Kernels)
     async def kernels() -> dict[str, Any]:
         return {"kernels": kernel_list(), "max_side": MAX_SIDE}
 
-    @app.post("/api/predict", response_model=PredictResponse)
+    @app.post("/api/predict", response_model=PredictResponse, responses=problems(400, 413, 415))
     async def predict(
         file: UploadFile = File(..., description="an image file (max 10 MB)"),  # noqa: B008
         top_k: int = Query(5, ge=1, description="how many labels to return"),
@@ -277,22 +275,31 @@ def create_app(served: ServedModel, *, workers: int | None = None) -> FastAPI:
             raise unsupported(err, file.filename) from None
         return result
 
-    @app.post("/api/convolve", response_model=ConvolveResponse)
+    @app.post("/api/convolve", response_model=ConvolveResponse, responses=problems(400, 413, 415))
     async def convolve_route(
         file: UploadFile = File(..., description="an image file (max 10 MB)"),  # noqa: B008
-        kernel: str = Form("sobel-x", description="a kernel name or 9 numbers, row by row"),
-        stride: int = Form(1),
-        padding: str = Form("same"),
+        kernel: str = Form(
+            "sobel-x",
+            description="a kernel name or 9 numbers, row by row",
+            # checked by resolve_kernel, whose 422 says what is wrong in words
+            json_schema_extra={"pattern": KERNEL_PATTERN},
+        ),
+        stride: int = Form(1, ge=min(STRIDES), le=max(STRIDES)),
+        padding: Padding = Form("same"),  # noqa: B008
         pool: bool = Form(False),
     ) -> dict[str, Any]:
         data = await read_upload(file)
+        try:
+            resolve_kernel(kernel)
+        except ValueError as err:
+            raise invalid("kernel", err, kernel) from None
         try:
             image = await in_worker(playground_image, data)
             result: dict[str, Any] = await in_worker(convolve, image, kernel, stride, padding, pool)
         except BadImageError as err:
             raise unsupported(err, file.filename) from None
-        except ValueError as err:
-            raise HTTPException(422, str(err)) from None
+        except ValueError as err:  # e.g. an image smaller than the window
+            raise invalid("file", err, file.filename) from None
         return result
 
     app.add_middleware(BodyLimit, max_bytes=MAX_UPLOAD_BYTES + BODY_OVERHEAD)
