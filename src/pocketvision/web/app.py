@@ -268,6 +268,6 @@ def create_app(
                 raise invalid("file", err, file.filename) from None
         return result
 
-    app.add_middleware(SecurityHeaders)
     app.add_middleware(BodyLimit, max_bytes=MAX_UPLOAD_BYTES + BODY_OVERHEAD, timeout=timeout)
+    app.add_middleware(SecurityHeaders)  # outermost: its headers go on BodyLimit's answers too
     return app

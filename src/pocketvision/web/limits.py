@@ -56,8 +56,8 @@ class BodyLimit:
     """ASGI middleware: the upload limit and the body's deadline, enforced as the body streams.
 
     A Content-Length over ``max_bytes`` gets 413 before the body is read. Otherwise the app's
-    reads pass through a counter: past ``max_bytes`` the rest is drained (up to DRAIN_LIMIT,
-    within the deadline, so the client can read the answer) and the read raises 413; a body
+    reads pass through a counter: past ``max_bytes`` the rest is drained (up to DRAIN_LIMIT and
+    until the deadline, so the client can read the answer) and the read raises 413; a body
     still incomplete ``timeout`` seconds after its headers raises 408. Both close the connection.
     """
 
@@ -92,10 +92,12 @@ class BodyLimit:
             total += len(message.get("body", b""))
             if total > self.max_bytes:
                 more = message.get("more_body", False)
-                while more and total <= DRAIN_LIMIT:
-                    message = await next_message()
-                    total += len(message.get("body", b""))
-                    more = message.get("more_body", False)
+                # drain what comes before the deadline, so the client can read the 413
+                with anyio.move_on_after(max(deadline - anyio.current_time(), 0)):
+                    while more and total <= DRAIN_LIMIT:
+                        message = await receive()
+                        total += len(message.get("body", b""))
+                        more = message.get("more_body", False)
                 raise HTTPException(413, too_large(total), CLOSE)
             return message
 
