@@ -274,6 +274,7 @@ def main() -> None:
         },
         "config": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
         "model": "lenet5 1x32x32 (digits)" if args.run is None else str(args.run),
+        "load_average_after": list(os.getloadavg()),
         "rss_after_warmup_mb": rss_warm,
         "rss_growth_over_run_mb": repeats[-1]["rss_end_mb"] - rss_warm,
         "errors": sum(r["valid_not_200"] + r["hostile_not_4xx"] for r in repeats),

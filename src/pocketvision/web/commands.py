@@ -47,7 +47,11 @@ def serve(
     import uvicorn
 
     from pocketvision.web.app import create_app
-    from pocketvision.web.limits import REQUEST_TIMEOUT, uvicorn_config
+    from pocketvision.web.limits import (
+        REQUEST_TIMEOUT,
+        return_large_buffers_to_os,
+        uvicorn_config,
+    )
     from pocketvision.web.served import load_served
 
     jobs = workers or os.cpu_count() or 1
@@ -70,6 +74,7 @@ def serve(
     print(f"pocketvision serve: http://{shown}:{bound}/  (Ctrl+C stops)", file=sys.stderr)
     if not _is_loopback(host):
         print(f"warning: listening on {host}, reachable from other machines", file=sys.stderr)
+    return_large_buffers_to_os()  # memory stays flat under large uploads (see its docstring)
     uvicorn.Server(uvicorn_config(app, timeout=timeout)).run(sockets=[sock])
 
 
