@@ -15,7 +15,7 @@ comma := ,
 STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 PYTEST_ARGS ?=
 
-.PHONY: venv data web-assets test-tools demo test lint typecheck pytest fuzz fuzz-long bench models-table parity clean
+.PHONY: venv data web-assets test-tools demo test lint typecheck pytest fuzz fuzz-long api-fuzz bench models-table parity clean
 
 venv: $(STAMP)
 
@@ -79,6 +79,12 @@ fuzz: venv
 
 fuzz-long: venv
 	$(PY) fuzz/run.py --seconds 600 --json benchmarks/results/fuzz_long.json
+
+# The HTTP API fuzzed from its OpenAPI schema (schemathesis), API_FUZZ_EXAMPLES cases per
+# operation and mode (make test runs 300); the counts go to test-artifacts/web/api_fuzz.json.
+API_FUZZ_EXAMPLES ?= 3000
+api-fuzz: venv
+	POCKETVISION_API_FUZZ_EXAMPLES=$(API_FUZZ_EXAMPLES) $(PY) -m pytest tests/web/test_api_fuzz.py -q -s
 
 test: lint typecheck pytest fuzz
 

@@ -12,10 +12,11 @@ Routes (the OpenAPI schema is at /openapi.json)::
     POST /api/predict        multipart field `file` -> top-k labels, latency, the model's view
     POST /api/convolve       multipart `file`, `kernel`, `stride`, `padding`, `pool` -> images
 
-Safety: request bodies over the upload limit get 413 before any parsing; files that are not
-images (or are truncated, or decompression bombs) get 415 with the reason; decoding and
-inference run in worker threads (at most ``workers`` at a time), so the event loop keeps
-answering; and no request path is ever joined onto a folder: static files are looked up in a
+Safety: request bodies over the upload limit get 413 as they stream in, and slow clients meet
+a deadline (:mod:`pocketvision.web.limits`); files that are not images (or are truncated, or
+decompression bombs) get 415 with the reason; decoding and inference run in worker threads (at
+most ``workers`` at a time, and at most twice that many uploads held in memory), so the event
+loop keeps answering; and no request path is ever joined onto a folder: static files are looked up in a
 dict of the files that existed at start-up, and the run's files are fixed names.
 """
 
@@ -23,28 +24,52 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import anyio
 from fastapi import FastAPI, File, Form, HTTPException, Query, UploadFile
-from fastapi.responses import FileResponse, JSONResponse, Response
-from pydantic import BaseModel
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse
+from starlette.datastructures import MutableHeaders
 
 from pocketvision.preprocess import BadImageError
-from pocketvision.web.playground import MAX_SIDE, convolve, kernel_list, playground_image
+from pocketvision.web.api_models import (
+    ConvolveResponse,
+    Health,
+    Kernels,
+    ModelCard,
+    PredictResponse,
+    problems,
+)
+from pocketvision.web.limits import (
+    BODY_OVERHEAD,
+    MAX_UPLOAD_BYTES,
+    REQUEST_TIMEOUT,
+    ASGIApp,
+    BodyLimit,
+    Message,
+    Receive,
+    Scope,
+    Send,
+)
+from pocketvision.web.playground import (
+    KERNEL_PATTERN,
+    MAX_SIDE,
+    STRIDES,
+    Padding,
+    convolve,
+    kernel_list,
+    playground_image,
+    resolve_kernel,
+)
 from pocketvision.web.served import CONFUSION_FILE, ServedModel
 
-#: Largest accepted upload (the file itself); larger ones get 413.
-MAX_UPLOAD_BYTES = 10 * 1024 * 1024
-#: Room for the multipart envelope and the small form fields around the file.
-BODY_OVERHEAD = 64 * 1024
-#: An over-limit body is read (and dropped) up to this size so the client can read the 413;
-#: past it the connection is closed.
-DRAIN_LIMIT = 64 * 1024 * 1024
-
 STATIC_DIR = Path(__file__).parent / "static"
+# The 200 bodies of the two file routes, for the OpenAPI schema.
+ONNX_CONTENT = {"content": {"application/octet-stream": {}}, "description": "the ONNX file"}
+PNG_CONTENT = {"content": {"image/png": {}}, "description": "the confusion matrix"}
 MEDIA_TYPES = {
     ".html": "text/html; charset=utf-8",
     ".js": "text/javascript; charset=utf-8",
@@ -63,107 +88,27 @@ CSP = (
     "object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
 )
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
+class SecurityHeaders:
+    """ASGI middleware: the CSP and nosniff headers on every response that has none.
 
-class BodyLimit:
-    """ASGI middleware: read a request body whole, refusing (413) one over ``max_bytes``.
-
-    Reading first (the body is at most ~10 MB) means the limit holds whether or not the
-    client declares Content-Length, and the 413 reaches the client after its upload instead of
-    a reset connection in the middle of it.
+    Plain ASGI rather than ``@app.middleware("http")``: that one runs the app in a task group,
+    so an HTTPException raised while the body streams in (BodyLimit's 413 and 408) would reach
+    FastAPI wrapped in an ExceptionGroup and come out as 400.
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self.max_bytes = max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
-            await self.app(scope, receive, send)
-            return
-        headers = dict(scope.get("headers", []))
-        declared = headers.get(b"content-length", b"").decode("latin-1")
-        total = 0
-        too_large = declared.isdigit() and int(declared) > self.max_bytes
-        chunks: list[bytes] = []
-        more = True
-        while more:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            body = message.get("body", b"")
-            total += len(body)
-            too_large = too_large or total > self.max_bytes
-            if not too_large:
-                chunks.append(body)
-            more = bool(message.get("more_body", False))
-            if too_large and total > DRAIN_LIMIT:
-                break
-        if too_large:
-            size = int(declared) if declared.isdigit() else total
-            response = JSONResponse(
-                {
-                    "detail": f"upload of {size / 1e6:.1f} MB is over the "
-                    f"{MAX_UPLOAD_BYTES // (1024 * 1024)} MB limit"
-                },
-                status_code=413,
-                headers={"Connection": "close"} if more else None,
-            )
-            await response(scope, receive, send)
-            return
-        replayed = False
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                headers.setdefault("Content-Security-Policy", CSP)
+                headers.setdefault("X-Content-Type-Options", "nosniff")
+            await send(message)
 
-        async def replay() -> Message:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
-            return await receive()  # after the body: wait for the disconnect
-
-        await self.app(scope, replay, send)
-
-
-class Prediction(BaseModel):
-    label: str
-    index: int
-    probability: float
-
-
-class InputStats(BaseModel):
-    shape: list[int]
-    min: float
-    max: float
-    mean: float
-
-
-class PredictResponse(BaseModel):
-    predictions: list[Prediction]
-    latency_ms: float
-    model_ms: float
-    model_input: str
-    input_stats: InputStats
-
-
-class ConvolveResponse(BaseModel):
-    kernel: str
-    weights: list[list[float]]
-    meaning: str
-    is_edge: bool
-    stride: int
-    padding: str
-    pool: bool
-    input_shape: list[int]
-    response_shape: list[int]
-    output_shape: list[int]
-    response_min: float
-    response_max: float
-    input: str
-    output: str
+        await self.app(scope, receive, with_headers if scope["type"] == "http" else send)
 
 
 def static_files(folder: Path = STATIC_DIR) -> dict[str, Path]:
@@ -193,15 +138,28 @@ def unsupported(err: BadImageError, filename: str | None) -> HTTPException:
     return HTTPException(415, f"{filename or 'upload'}: {reason}")
 
 
-def create_app(served: ServedModel, *, workers: int | None = None) -> FastAPI:
+def invalid(field: str, err: Exception, value: Any) -> RequestValidationError:
+    """422 for a form field the route itself refuses, in the body FastAPI's own validation
+    errors have, so one OpenAPI schema (HTTPValidationError) describes every 422."""
+    return RequestValidationError(
+        [{"type": "value_error", "loc": ("body", field), "msg": str(err), "input": value}]
+    )
+
+
+def create_app(
+    served: ServedModel, *, workers: int | None = None, timeout: float = REQUEST_TIMEOUT
+) -> FastAPI:
     """The app serving one loaded run.
 
     Args:
         served: From :func:`pocketvision.web.served.load_served`.
         workers: Decode/inference jobs running at once (in threads); None: the CPU count.
+        timeout: Seconds a request's body may take to arrive (then 408).
     """
     static = static_files()
     limiter = anyio.CapacityLimiter(workers or os.cpu_count() or 1)
+    # uploads read into memory at once; the others wait in the multipart parser's spool files
+    in_memory = anyio.Semaphore(2 * int(limiter.total_tokens))
     card = served.card
     labels = served.run.labels
 
@@ -216,13 +174,6 @@ def create_app(served: ServedModel, *, workers: int | None = None) -> FastAPI:
         docs_url=None,
         redoc_url=None,
     )
-
-    @app.middleware("http")
-    async def security_headers(request: Any, call_next: Any) -> Response:
-        response: Response = await call_next(request)
-        response.headers.setdefault("Content-Security-Policy", CSP)
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        return response
 
     def static_response(name: str) -> FileResponse:
         path = static.get(name)
@@ -240,60 +191,83 @@ def create_app(served: ServedModel, *, workers: int | None = None) -> FastAPI:
     async def static_file(name: str) -> FileResponse:
         return static_response(name)
 
-    @app.get("/api/health")
+    @app.get("/api/health", response_model=Health)
     async def health() -> dict[str, Any]:
         return {"status": "ok", "model": card["model"], "run": card["run"]}
 
-    @app.get("/api/model")
+    @app.get("/api/model", response_model=ModelCard)
     async def model() -> dict[str, Any]:
         return {**card, "browser_runtime": "vendor/ort.wasm.min.js" in static}
 
-    @app.get("/api/model.onnx", response_class=FileResponse)
+    @app.get(
+        "/api/model.onnx",
+        response_class=FileResponse,
+        responses={200: ONNX_CONTENT, **problems(404)},
+    )
     async def model_onnx() -> FileResponse:
         if served.onnx_path is None:
             raise HTTPException(404, served.onnx_error or "no ONNX export")
         return FileResponse(served.onnx_path, media_type="application/octet-stream")
 
-    @app.get("/api/confusion.png", response_class=FileResponse)
+    @app.get(
+        "/api/confusion.png",
+        response_class=FileResponse,
+        responses={200: PNG_CONTENT, **problems(404)},
+    )
     async def confusion() -> FileResponse:
         path = served.path / CONFUSION_FILE
         if not path.is_file():
             raise HTTPException(404, f"no {CONFUSION_FILE}; run `pocketvision evaluate RUN`")
         return FileResponse(path, media_type="image/png")
 
-    @app.get("/api/kernels")
+    @app.get("/api/kernels", response_model=Kernels)
     async def kernels() -> dict[str, Any]:
         return {"kernels": kernel_list(), "max_side": MAX_SIDE}
 
-    @app.post("/api/predict", response_model=PredictResponse)
+    @app.post("/api/predict", response_model=PredictResponse, responses=problems(400, 413, 415))
     async def predict(
         file: UploadFile = File(..., description="an image file (max 10 MB)"),  # noqa: B008
         top_k: int = Query(5, ge=1, description="how many labels to return"),
     ) -> dict[str, Any]:
-        data = await read_upload(file)
-        try:
-            result: dict[str, Any] = await in_worker(served.predict, data, min(top_k, len(labels)))
-        except BadImageError as err:
-            raise unsupported(err, file.filename) from None
+        async with in_memory:
+            data = await read_upload(file)
+            try:
+                top = min(top_k, len(labels))
+                result: dict[str, Any] = await in_worker(served.predict, data, top)
+            except BadImageError as err:
+                raise unsupported(err, file.filename) from None
         return result
 
-    @app.post("/api/convolve", response_model=ConvolveResponse)
+    @app.post("/api/convolve", response_model=ConvolveResponse, responses=problems(400, 413, 415))
     async def convolve_route(
         file: UploadFile = File(..., description="an image file (max 10 MB)"),  # noqa: B008
-        kernel: str = Form("sobel-x", description="a kernel name or 9 numbers, row by row"),
-        stride: int = Form(1),
-        padding: str = Form("same"),
+        kernel: str = Form(
+            "sobel-x",
+            description="a kernel name or 9 numbers, row by row",
+            # checked by resolve_kernel, whose 422 says what is wrong in words
+            json_schema_extra={"pattern": KERNEL_PATTERN},
+        ),
+        stride: int = Form(1, ge=min(STRIDES), le=max(STRIDES)),
+        padding: Padding = Form("same"),  # noqa: B008
         pool: bool = Form(False),
     ) -> dict[str, Any]:
-        data = await read_upload(file)
         try:
-            image = await in_worker(playground_image, data)
-            result: dict[str, Any] = await in_worker(convolve, image, kernel, stride, padding, pool)
-        except BadImageError as err:
-            raise unsupported(err, file.filename) from None
+            resolve_kernel(kernel)
         except ValueError as err:
-            raise HTTPException(422, str(err)) from None
+            raise invalid("kernel", err, kernel) from None
+        async with in_memory:
+            data = await read_upload(file)
+            try:
+                image = await in_worker(playground_image, data)
+                result: dict[str, Any] = await in_worker(
+                    convolve, image, kernel, stride, padding, pool
+                )
+            except BadImageError as err:
+                raise unsupported(err, file.filename) from None
+            except ValueError as err:  # e.g. an image smaller than the window
+                raise invalid("file", err, file.filename) from None
         return result
 
-    app.add_middleware(BodyLimit, max_bytes=MAX_UPLOAD_BYTES + BODY_OVERHEAD)
+    app.add_middleware(BodyLimit, max_bytes=MAX_UPLOAD_BYTES + BODY_OVERHEAD, timeout=timeout)
+    app.add_middleware(SecurityHeaders)  # outermost: its headers go on BodyLimit's answers too
     return app

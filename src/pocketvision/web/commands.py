@@ -20,6 +20,7 @@ def serve(
     workers: int | None = None,
     threads: int | None = None,
     export_onnx: bool = True,
+    timeout: float | None = None,
 ) -> None:
     """Load a run, export it to ONNX for the browser if needed, and serve until interrupted.
 
@@ -31,16 +32,26 @@ def serve(
         workers: Decode/inference jobs at once; None: the CPU count.
         threads: torch intra-op threads per forward pass; None: the CPU count / workers.
         export_onnx: Make RUN/web/model.onnx for in-browser inference (cached).
+        timeout: Seconds a client has to send a request's headers, and again its body;
+            None: :data:`pocketvision.web.limits.REQUEST_TIMEOUT` (60).
 
     Raises:
-        PocketvisionError: the run cannot be loaded, or the port is out of range or taken.
+        PocketvisionError: the run cannot be loaded, the port is out of range or taken, or
+            the timeout is not positive.
     """
     if not 0 <= port <= 65535:
         raise PocketvisionError(f"--port {port}: must be 0-65535")
+    if timeout is not None and not timeout > 0:
+        raise PocketvisionError(f"--timeout {timeout}: must be a positive number of seconds")
     import torch
     import uvicorn
 
     from pocketvision.web.app import create_app
+    from pocketvision.web.limits import (
+        REQUEST_TIMEOUT,
+        return_large_buffers_to_os,
+        uvicorn_config,
+    )
     from pocketvision.web.served import load_served
 
     jobs = workers or os.cpu_count() or 1
@@ -56,14 +67,15 @@ def serve(
         raise
     if served.onnx_error:
         print(f"in-browser inference off: {served.onnx_error}", file=sys.stderr)
-    app = create_app(served, workers=workers)
+    timeout = timeout or REQUEST_TIMEOUT
+    app = create_app(served, workers=workers, timeout=timeout)
     bound = sock.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host
     print(f"pocketvision serve: http://{shown}:{bound}/  (Ctrl+C stops)", file=sys.stderr)
     if not _is_loopback(host):
         print(f"warning: listening on {host}, reachable from other machines", file=sys.stderr)
-    config = uvicorn.Config(app, log_level="warning", access_log=False)
-    uvicorn.Server(config).run(sockets=[sock])
+    return_large_buffers_to_os()  # memory stays flat under large uploads (see its docstring)
+    uvicorn.Server(uvicorn_config(app, timeout=timeout)).run(sockets=[sock])
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -102,6 +114,7 @@ def _serve(args: argparse.Namespace) -> int:
         workers=args.workers,
         threads=args.threads,
         export_onnx=not args.no_onnx,
+        timeout=args.timeout,
     )
     return 0
 
@@ -131,5 +144,12 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
     )
     p.add_argument(
         "--no-onnx", action="store_true", help="skip the ONNX export (server inference only)"
+    )
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        help="seconds a client has to send a request's headers, and again its body "
+        "(default: 60; slower clients are cut off)",
     )
     p.set_defaults(func=_serve)

@@ -9,6 +9,7 @@ magnitudes scaled so the strongest edge is white, every other kernel clipped to 
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 import numpy as np
@@ -21,10 +22,18 @@ from pocketvision.web.served import png_data_url
 
 #: Images are shrunk so their longer side is at most this, keeping each request small.
 MAX_SIDE = 320
+#: Shorter sides are enlarged to this: a 3x3 window at stride 3 and 2x2 pooling still fit.
+MIN_SIDE = 8
 #: "same" pads with zeros as a CNN does, "edge" repeats border pixels (no border edges),
 #: "valid" does not pad.
-PADDINGS = ("same", "edge", "valid")
+Padding = Literal["same", "edge", "valid"]
+PADDINGS: tuple[Padding, ...] = ("same", "edge", "valid")
 STRIDES = (1, 2, 3)
+# One weight as the page's number inputs write it; at most 15 digits and a 2-digit exponent,
+# so every weight and every response to a uint8 image stays finite in float64.
+_NUMBER = r"[-+]?(?:[0-9]{1,15}(?:\.[0-9]{0,15})?|\.[0-9]{1,15})(?:[eE][-+]?[0-9]{1,2})?"
+#: What the kernel field accepts: a name from KERNELS, or 9 weights row by row.
+KERNEL_PATTERN = rf"^ *(?:{'|'.join(KERNELS)}|{_NUMBER}(?:[ ,;]+{_NUMBER}){{8}}) *$"
 
 
 def kernel_list() -> list[dict[str, Any]]:
@@ -36,25 +45,33 @@ def kernel_list() -> list[dict[str, Any]]:
 
 
 def playground_image(data: bytes) -> np.ndarray:
-    """Decode to grayscale uint8 (H, W), shrunk to at most MAX_SIDE on the longer side.
+    """Decode to grayscale uint8 (H, W), each side within [MIN_SIDE, MAX_SIDE].
+
+    Large images shrink (bilinear) so the longer side is MAX_SIDE; a side under MIN_SIDE is
+    enlarged (nearest neighbour, so its pixels show as blocks) so every stride, padding and
+    pooling choice still has an output.
 
     Raises:
         pocketvision.preprocess.BadImageError: not an image, truncated, or a bomb.
     """
     img = open_image(data, "L")
-    scale = MAX_SIDE / max(img.size)
-    if scale < 1:
-        size = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
-        img = img.resize(size, Image.Resampling.BILINEAR)
+    scale = min(1.0, MAX_SIDE / max(img.size))
+    size = (max(MIN_SIDE, round(img.width * scale)), max(MIN_SIDE, round(img.height * scale)))
+    if size != img.size:
+        shrink = scale < 1
+        img = img.resize(size, Image.Resampling.BILINEAR if shrink else Image.Resampling.NEAREST)
     return np.asarray(img, dtype=np.uint8)
 
 
 def resolve_kernel(kernel: str) -> tuple[str, NamedKernel]:
-    """A named kernel or 9 numbers; ValueError with the reason otherwise."""
-    named = parse_kernel(kernel)
-    if not np.isfinite(named.weights).all():
-        raise ValueError(f"kernel {kernel!r} has a non-finite weight")
-    key = kernel.strip().lower()
+    """A named kernel or 9 numbers matching :data:`KERNEL_PATTERN`; ValueError with the reason."""
+    named = parse_kernel(kernel)  # the reason for the common mistakes: unknown name, 8 numbers
+    if not re.fullmatch(KERNEL_PATTERN, kernel):
+        raise ValueError(
+            f"kernel {kernel!r}: use a lower-case name, or weights of at most 15 digits "
+            "with at most a 2-digit exponent, such as '1,0,-1,2,0,-2,1,0,-1'"
+        )
+    key = kernel.strip()
     return (key if key in KERNELS else "custom"), named
 
 
