@@ -12,7 +12,9 @@ Two virtualenvs, two halves:
    benchmarks/results/parity.json. It fails unless every row is within 1e-5.
 
 ``--only PATTERN`` (shell-style, on our model names) runs just those rows in both halves and
-replaces only their rows in parity.json. Re-parameterisable sources (MobileOne) get BN
+replaces only their rows in parity.json. Rows whose checkpoint is evaluated at another size than
+224 px (``Checkpoint.input_size``) are compared at that size too (``max_abs_diff_at_SIZE``,
+within the same tolerance). Re-parameterisable sources (MobileOne) get BN
 statistics measured on the input (see ``_calibrate``), and their inference form (what export
 and profile run, after ``reparameterize()``) is checked too: against the trained form in
 float64 (asserted, the fold is exact arithmetic) and against the source in float32
@@ -98,6 +100,16 @@ def _rows(only: str | None) -> list[Checkpoint]:
     return checkpoints(only)
 
 
+def _input(out: Path, size: int) -> torch.Tensor:
+    """The fixed random batch at ``size`` px (saved beside the 224 px one)."""
+    path = out / f"input_{size}.pt"
+    if path.exists():
+        return torch.load(path, weights_only=True)
+    x = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(size))
+    torch.save(x, path)
+    return x
+
+
 def reference(out: Path, only: str | None = None) -> None:
 
     out.mkdir(parents=True, exist_ok=True)
@@ -125,6 +137,9 @@ def reference(out: Path, only: str | None = None) -> None:
             torch.save(state, path)
         with torch.no_grad():
             outputs = {"source": model(x)}
+            size = ckpt.input_size[1]
+            if size != x.shape[-1]:  # also at the checkpoint's own resolution
+                outputs[f"source_{size}"] = model(_input(out, size))
             if ckpt.differs:
                 outputs["ours"] = _to_ours(model, ckpt.layout)(x)
         torch.save(outputs, out / f"{ckpt.model}.{ckpt.tag}.out.pt")
@@ -159,6 +174,12 @@ def compare(out: Path, only: str | None = None) -> int:
         diff = (y - exact).abs().max().item()
         scale = exact.abs().max().item()
         rel = diff / max(1.0, scale)
+        size = ckpt.input_size[1]
+        if f"source_{size}" in ref:  # the checkpoint's own resolution, asserted as well
+            with torch.no_grad():
+                y_size = model(torch.load(out / f"input_{size}.pt", weights_only=True))
+            at_size = (y_size - ref[f"source_{size}"]).abs().max().item()
+            rel = max(rel, at_size / max(1.0, ref[f"source_{size}"].abs().max().item()))
         deployed = deploy_form(model)
         if deployed is not model:
             # the fold is exact arithmetic: asserted in float64, where rounding cannot hide it;
@@ -174,6 +195,8 @@ def compare(out: Path, only: str | None = None) -> int:
             "max_abs_diff": diff, "max_abs_output": scale, "rel_diff": rel, "ok": rel <= TOL,
             "seconds": round(time.perf_counter() - start, 2),
         }  # fmt: skip
+        if f"source_{size}" in ref:
+            result[f"max_abs_diff_at_{size}"] = at_size
         if deployed is not model:
             result["max_abs_diff_deployed"] = fused
             result["max_abs_diff_deployed_vs_trained_fp64"] = fused64

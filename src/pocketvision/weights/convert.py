@@ -215,6 +215,37 @@ def timm_mobileone(keys: Collection[str]) -> dict[str, str]:
     return _apply(keys, rules, what)
 
 
+def timm_mobilenetv4(keys: Collection[str]) -> dict[str, str]:
+    # timm's blocks.STAGE.BLOCK is our stages.STAGE.BLOCK; each block's kind is read from its
+    # key names: UIB (dw_start / pw_exp / dw_mid / pw_proj, each a ConvNormAct), FusedIB
+    # (EdgeResidual: conv_exp, bn1, conv_pwl, bn2) or a plain conv (ConvBnAct: conv, bn1).
+    what = "timm MobileNetV4"
+    fused = {(m[1], m[2]) for k in keys if (m := re.match(r"blocks\.(\d+)\.(\d+)\.conv_exp\.", k))}
+    edge = {"conv_exp": "conv_exp.0", "bn1": "conv_exp.1", "conv_pwl": "conv_pwl.0",
+            "bn2": "conv_pwl.1"}  # fmt: skip
+    plain = {"conv": "0", "bn1": "1"}
+
+    def block(m: re.Match[str]) -> str:
+        names = edge if (m[1], m[2]) in fused else plain
+        if m[3] not in names:
+            raise PocketvisionError(f"tensor {m[0]!r} has no place in a {what} layout")
+        return f"stages.{m[1]}.{m[2]}.{names[m[3]]}.{m[4]}"
+
+    rules: Rules = [
+        (r"conv_stem\.weight", lambda m: "stem.0.weight"),
+        (r"bn1\.(\w+)", lambda m: f"stem.1.{m[1]}"),
+        (r"blocks\.(\d+)\.(\d+)\.(dw_start|pw_exp|dw_mid|pw_proj)\.conv\.weight",
+         lambda m: f"stages.{m[1]}.{m[2]}.{m[3]}.0.weight"),
+        (r"blocks\.(\d+)\.(\d+)\.(dw_start|pw_exp|dw_mid|pw_proj)\.bn\.(\w+)",
+         lambda m: f"stages.{m[1]}.{m[2]}.{m[3]}.1.{m[4]}"),
+        (r"blocks\.(\d+)\.(\d+)\.(\w+)\.(\w+)", block),
+        (r"conv_head\.weight", lambda m: "head.pre.0.weight"),
+        (r"norm_head\.(\w+)", lambda m: f"head.pre.1.{m[1]}"),
+        (r"classifier\.(weight|bias)", lambda m: f"head.fc.{m[1]}"),
+    ]  # fmt: skip
+    return _apply(keys, rules, what)
+
+
 def pocketvision_layout(keys: Collection[str]) -> dict[str, str]:
     """Our own state dicts (a pocketvision run's weights): names are already ours."""
     return {k: k for k in keys}
@@ -230,5 +261,6 @@ LAYOUTS: dict[str, Converter] = {
     "timm.legacy_senet": timm_legacy_senet,
     "timm.efficientnet_lite": timm_efficientnet_lite,
     "timm.mobileone": timm_mobileone,
+    "timm.mobilenetv4": timm_mobilenetv4,
     "pocketvision": pocketvision_layout,
 }

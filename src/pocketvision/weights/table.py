@@ -255,6 +255,25 @@ CHECKPOINTS: tuple[Checkpoint, ...] = (
         )
         for variant, top1 in (("s0", 71.4), ("s1", 75.9), ("s2", 77.4), ("s3", 78.1), ("s4", 79.4))
     ),
+    # Ross Wightman's MobileNetV4 trainings (timm's own recipes; Google published no weights).
+    # top-1: the model cards' comparison table at the row's input size (train = eval size);
+    # timm evaluates them at a larger test size too (256 for r224, 320 for r256).
+    *(
+        _timm(
+            f"mobilenet_v4_conv_{size_name}",
+            f"mobilenetv4_conv_{size_name}.{tag}",
+            top1,
+            layout="timm.mobilenetv4",
+            input_size=(3, res, res),
+            default=default,
+        )
+        for size_name, tag, top1, res, default in (
+            ("small", "e2400_r224_in1k", 73.8, 224, True),
+            ("small", "e1200_r224_in1k", 73.5, 224, False),
+            ("medium", "e500_r256_in1k", 79.9, 256, True),
+            ("medium", "e500_r224_in1k", 79.1, 224, False),
+        )
+    ),
     Checkpoint(
         model="se_resnet50",
         source="original",
