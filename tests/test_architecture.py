@@ -26,6 +26,7 @@ RANK: dict[str, float] = {
     "files": 1,
     "console": 1,
     "timing": 1,
+    "faults": 1,  # POCKETVISION_FAULT hooks that tests use to crash a converter
     "environment": 1,
     "preprocess": 1,
     "scratch": 1,

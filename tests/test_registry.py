@@ -106,13 +106,18 @@ def test_models_command_json(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_cli_unknown_model_is_one_line_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
-    from pocketvision.cli import build_parser
+    # a command that takes a model name: a misspelt one is one line naming it, with a hint
+    assert main(["profile", "mobilenet_v9_100", "--runtimes", "eager"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "mobilenet_v9_100" in err, err
+    assert "Traceback" not in err
 
-    parser = build_parser()
-    assert parser.prog == "pocketvision"
+
+def test_cli_unknown_command_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exc:
         main(["no-such-command"])
     assert exc.value.code == 2
+    assert "no-such-command" in capsys.readouterr().err
 
 
 def test_readme_model_table_is_current() -> None:

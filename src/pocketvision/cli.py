@@ -87,8 +87,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PocketvisionError as err:
         if debug:
             raise
-        print(f"pocketvision: error: {err}", file=sys.stderr)
-        return 2
+        code = getattr(err, "exit_code", 2)  # 128 + signal for an interrupted training run
+        print(f"pocketvision: {'' if code > 128 else 'error: '}{err}", file=sys.stderr)
+        return int(code)
     except KeyboardInterrupt:
         print("pocketvision: interrupted", file=sys.stderr)
         return 130

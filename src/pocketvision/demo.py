@@ -15,15 +15,8 @@ from typing import Any
 from pocketvision.errors import PocketvisionError
 from pocketvision.train.config import TrainConfig
 
-# The 5-minute recipe of benchmarks/train_fashion_mnist.py ("fast", which runs this config on
-# both cores). Short schedules underfit, so the recipe regularises little: flips only, no label
-# smoothing, and twice the default peak learning rate. Measured on an idle 2-core AMD EPYC,
-# one thread per run, two runs side by side, seed 0, 9 epochs (test accuracy): light
-# augmentation + smoothing 91.66-91.99%, no augmentation 92.96%, flips 92.96%, flips without
-# smoothing 93.08%, and then with peak lr 0.05 / 0.1 / 0.2 / 0.3 / 0.4: 92.38 / 93.08 / 93.19 /
-# 92.74 / 92.48%. With lr 0.2, 9 epochs on two threads gave 93.07 / 92.58% (seeds 0 / 1) in
-# 242 s, 10 epochs on one thread 92.99 / 93.45%: 10 epochs (~270 s on two threads) is kept.
-# On a CPU busy with other work pass `--threads 1`.
+# The 5-minute recipe of benchmarks/train_fashion_mnist.py ("fast"): flips only, no label
+# smoothing, twice the default peak lr (measurements: benchmarks/results/recipe_notes.md)
 DEMO_CONFIG = TrainConfig(
     data="fashion-mnist",
     model="mobilenet_v1_050",

@@ -1,4 +1,5 @@
-"""User-facing errors: the CLI prints them as one line and exits with code 2."""
+"""User-facing errors: the CLI prints them as one line and exits with code 2 (or the error's
+``exit_code``: 128 + signal for a training run stopped by SIGINT/SIGTERM)."""
 
 
 class PocketvisionError(Exception):

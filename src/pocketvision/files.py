@@ -15,6 +15,13 @@ from typing import Any
 from pocketvision.errors import PocketvisionError
 
 
+def pocketvision_home() -> Path:
+    """``$POCKETVISION_HOME`` (default ``~/.cache/pocketvision``): the weights and embedding
+    caches live below it."""
+    home = os.environ.get("POCKETVISION_HOME")
+    return Path(home).expanduser() if home else Path.home() / ".cache" / "pocketvision"
+
+
 def write_atomic(path: Path, data: bytes | str) -> None:
     """Write a file via a temp file in the same folder, fsync and an atomic rename.
 
@@ -28,6 +35,11 @@ def write_atomic(path: Path, data: bytes | str) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as err:
+        Path(tmp).unlink(missing_ok=True)
+        # disk full, quota, read-only: the old file stays as it was
+        reason = (err.strerror or str(err)).lower()
+        raise PocketvisionError(f"{path}: cannot write ({reason}); the old file is kept") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

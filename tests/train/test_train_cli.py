@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 from dataclasses import fields
 from pathlib import Path
 
@@ -37,6 +38,22 @@ def test_every_config_field_is_a_documented_flag() -> None:
     add_train_arguments(parser)
     dests = {a.dest for a in parser._actions} - {"help"}
     assert dests == {f.name for f in fields(TrainConfig)}
+
+
+def test_help_that_names_choices_names_them_all() -> None:
+    # a help text listing some presets of a choice would hide the rest from --help readers
+    from pocketvision.train.commands import CHOICES
+
+    for name, text in _field_comments().items():
+        choices = CHOICES.get(name, ())
+        named = [c for c in choices if re.search(rf"\b{c}\b", text)]
+        assert not named or len(named) == len(choices), (name, text)
+
+
+def test_resume_reports_settings_this_version_does_not_know(tmp_path: Path) -> None:
+    saved = {**TrainConfig().to_dict(), "from_the_future": 1, "another": "x"}
+    assert TrainConfig.unknown_keys(saved) == ["another", "from_the_future"]
+    assert TrainConfig.from_dict(saved) == TrainConfig()
 
 
 def _error(capsys: pytest.CaptureFixture[str], *argv: str) -> str:

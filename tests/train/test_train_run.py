@@ -105,8 +105,11 @@ def test_early_stopping_with_patience(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_transfer_from_fashion_mnist_beats_scratch_on_digits(tmp_path: Path) -> None:
+def test_transfer_from_fashion_mnist_beats_scratch_on_digits(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Fashion-MNIST pretraining, then 30 SGD steps on 200 digits: init beats scratch."""
+    monkeypatch.setenv("POCKETVISION_HOME", str(tmp_path / "home"))  # the embedding cache
     from pocketvision.data.builtin import find_fashion_mnist
 
     try:
@@ -143,6 +146,7 @@ def test_transfer_from_fashion_mnist_beats_scratch_on_digits(tmp_path: Path) -> 
     probe = train(
         TrainConfig(**budget, init=str(pre), freeze_backbone=True, out=str(probe_out))  # type: ignore[arg-type]
     )
+    assert probe["embeddings"]["computed"] > 0  # the probe trained on cached embeddings
     # measured: scratch ~0.11-0.25, fine-tuned ~0.67-0.73, probe ~0.67-0.69 (two seeds)
     assert tuned["test_accuracy"] > scratch["test_accuracy"] + 0.25
     assert probe["test_accuracy"] > scratch["test_accuracy"] + 0.25

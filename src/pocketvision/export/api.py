@@ -15,7 +15,7 @@ import torch
 from pocketvision.console import captured
 from pocketvision.errors import PocketvisionError
 from pocketvision.export.common import ExportContext, ExportResult, VerifySet, mobile_form
-from pocketvision.export.formats import FORMATS, QUANTIZE, installed
+from pocketvision.export.formats import BY_NAME, FORMATS, QUANTIZE, installed
 from pocketvision.files import write_json
 from pocketvision.preprocess import normalize
 from pocketvision.rundir import LABELS, PREPROCESSING, LoadedRun, load_run, write_labels
@@ -179,6 +179,7 @@ def export_run(
     threads: int = 1,
     codegen: bool = True,
     images: tuple[np.ndarray, np.ndarray | None] | None = None,
+    isolate: bool | None = None,
 ) -> ExportReport:
     """Export a trained run to mobile formats and check every file against PyTorch.
 
@@ -194,6 +195,8 @@ def export_run(
         threads: CPU threads each runtime may use (latency is measured with these).
         codegen: Also write ios/ImageClassifier.swift and android/ImageClassifier.kt.
         images: (uint8 (N, C, H, W), labels or None) to check on instead of the run's data.
+        isolate: Run each format's converter in its own process, so that a native crash
+            (segfault, abort) fails that format only; None: when more than one format.
 
     Returns:
         The :class:`ExportReport`: one :class:`ExportResult` per file (also written to
@@ -223,7 +226,7 @@ def export_run(
     write_labels(folder / LABELS, loaded.labels)
     shutil.copyfile(loaded.path / PREPROCESSING, folder / PREPROCESSING)
 
-    results = _export_formats(ctx, chosen, precisions)
+    results = _export_formats(ctx, chosen, precisions, isolate)
     torch_acc = None
     if ctx.verify.labels is not None:
         torch_acc = float((ctx.verify.reference.argmax(1) == ctx.verify.labels).mean())
@@ -250,29 +253,22 @@ def export_run(
 
 
 def _export_formats(
-    ctx: ExportContext, chosen: Sequence[str], precisions: Sequence[str]
+    ctx: ExportContext, chosen: Sequence[str], precisions: Sequence[str], isolate: bool | None
 ) -> list[ExportResult]:
-    """Every chosen format's files, each converter's own output captured (see console)."""
-    from pocketvision.export import (
-        coreml_export,
-        executorch_export,
-        onnx_export,
-        tflite_export,
-    )
+    """Every chosen format's files, each converter's own output captured (see console);
+    each format in its own process when ``isolate`` (None: when there are several)."""
+    from pocketvision.export.isolate import run_format, run_isolated
 
-    exporters = {
-        "onnx": onnx_export.export,
-        "coreml": coreml_export.export,
-        "tflite": tflite_export.export,
-        "executorch": executorch_export.export,
-    }
+    separate = len(chosen) > 1 if isolate is None else isolate
     results: list[ExportResult] = []
     previous = torch.get_num_threads()
     torch.set_num_threads(ctx.threads)
     try:
         for fmt in chosen:
-            with captured():
-                results += exporters[fmt](ctx, precisions)
+            # a format whose package is missing here fails at once, in this process: there
+            # is no converter to crash, and a child would not see what this process sees
+            alone = separate and not BY_NAME[fmt].missing()
+            results += (run_isolated if alone else run_format)(fmt, ctx, precisions)
     finally:
         torch.set_num_threads(previous)
     fp32 = {r.format: r for r in results if r.precision == "fp32" and r.variant != "neuralnetwork"}

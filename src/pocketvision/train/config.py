@@ -12,10 +12,8 @@ from typing import Any
 
 from pocketvision.errors import PocketvisionError
 
-# The default model, chosen by measurement (README, "Training"): the mobile-family model
-# that trains fastest on a CPU (one thread, 28x28, channels_last: 3,200 images/s, 1,500 with
-# small_input; mobilenet_v1_050 1,650 / 690, mobilenet_v2_035 small_input 510, ShuffleNet
-# g3 0.5x small_input 210), so a first run on a laptop finishes in minutes.
+# The default model, chosen by measurement: the mobile-family model that trains fastest on a
+# CPU (figures: benchmarks/results/recipe_notes.md)
 DEFAULT_MODEL = "mobilenet_v1_025"
 
 OPTIMIZERS = ("sgd", "adamw")
@@ -73,7 +71,7 @@ class TrainConfig:
     label_smoothing: float = 0.1
     # clip the gradient norm to this; 0 turns clipping off
     grad_clip: float = 5.0
-    # preset: none, light, standard, strong (data/augment.py)
+    # augmentation preset, mildest to strongest (data/augment.py)
     augment: str = "standard"
     # allow horizontal flips; None: yes except for digits
     hflip: bool | None = None
@@ -99,6 +97,11 @@ class TrainConfig:
     freeze_backbone: bool = False
     # with --init and no freezing, backbone lr = lr * this
     backbone_lr_scale: float = 0.1
+    # (train/embeddings.py; cached in $POCKETVISION_HOME/embeddings, one pass per image)
+    # --freeze-backbone: train the head on cached embeddings; None: unless --augment is random
+    embeddings: bool | None = None
+    # fixed augmented copies of each training image to embed (--augment's preset, --seed)
+    embed_augment: int = 0
     # --- run ---
     # run directory; None: runs/MODEL-DATA (numbered if taken)
     out: str | None = None
@@ -133,8 +136,16 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        """The config in ``data``; keys this version does not know are left out (see
+        :meth:`unknown_keys`, which callers report)."""
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
+
+    @classmethod
+    def unknown_keys(cls, data: dict[str, Any]) -> list[str]:
+        """Keys of ``data`` that are no TrainConfig field (a config from another version)."""
+        known = {f.name for f in fields(cls)}
+        return sorted(k for k in data if k not in known)
 
 
 def validate(config: TrainConfig) -> None:
@@ -163,6 +174,20 @@ def validate(config: TrainConfig) -> None:
         (
             all(t.strip() in TRACKERS for t in (config.log or "tensorboard").split(",")),
             f"--log {config.log}: use {' or '.join(TRACKERS)} (both: tensorboard,mlflow)",
+        ),
+        (config.embed_augment >= 0, "--embed-augment must be >= 0"),
+        (
+            not (config.embeddings or config.embed_augment) or config.freeze_backbone,
+            "--embeddings and --embed-augment train a frozen backbone's head: add "
+            "--freeze-backbone",
+        ),
+        (
+            not config.embed_augment or config.embeddings is not False,
+            "--embed-augment needs the embedding cache: drop --no-embeddings",
+        ),
+        (
+            not config.embed_augment or config.augment != "none",
+            "--embed-augment N needs an --augment preset other than none (the copies' recipe)",
         ),
         (
             not (config.pretrained and config.init),

@@ -60,3 +60,16 @@ def all_sum(values: list[float], d: Dist) -> list[float]:
 def teardown(d: Dist) -> None:
     if d.world > 1 and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def lost_peer(err: BaseException) -> bool:
+    """True for the error a collective raises when another rank has died."""
+    text = str(err)
+    return isinstance(err, dist.DistError) or any(
+        marker in text for marker in ("gloo", "Connection reset", "Connection closed", "NCCL")
+    )
+
+
+def first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return (text.splitlines()[0] if text else type(err).__name__)[:160]

@@ -44,7 +44,7 @@ from pocketvision.rundir import (
     save_weights,
     write_run_files,
 )
-from pocketvision.train import distributed
+from pocketvision.train import distributed, embeddings
 from pocketvision.train.checkpoint import load_init, load_state, save_state
 from pocketvision.train.config import TrainConfig, pretrained_arg, resolve, validate
 from pocketvision.train.imbalance import (
@@ -53,6 +53,7 @@ from pocketvision.train.imbalance import (
     recall_on_held_out,
     soft_target_loss,
 )
+from pocketvision.train.interrupt import Interrupted, StopSignals
 from pocketvision.train.optim import EMA, build_optimizer, lr_factor, param_groups
 from pocketvision.train.progress import Progress
 from pocketvision.train.record import metrics_csv, print_summary
@@ -437,9 +438,19 @@ def train(
     device_pre = resolve_device(config.device)
     d = distributed.setup(device_pre)
     device = resolve_device(config.device, d.local_rank)
+    threads = torch.get_num_threads()
     try:
         return _train(config, d, device, on_epoch)
+    except RuntimeError as err:
+        if d.world <= 1 or not distributed.lost_peer(err):
+            raise
+        # another rank died (killed, out of memory): say so in one line on every survivor
+        raise PocketvisionError(
+            f"rank {d.rank}: another process of the job stopped ({distributed.first_line(err)}); "
+            f"continue from the last checkpoint with --resume --out {config.out or 'RUN'}"
+        ) from None
     finally:
+        torch.set_num_threads(threads)  # a head on embeddings trains on one (see _train)
         distributed.teardown(d)
 
 
@@ -454,6 +465,10 @@ def _train(
     if resumed is not None:
         # the recorded (resolved) config wins; only where and how loudly to run may change
         saved = TrainConfig.from_dict(resumed["config"])
+        if d.main and (unknown := TrainConfig.unknown_keys(resumed["config"])):
+            print(
+                f"{out / LAST}: ignoring settings this version does not know: {', '.join(unknown)}"
+            )
         config = replace(
             saved,
             resume=True,
@@ -525,19 +540,38 @@ def _train(
     tracking.start(config.to_dict())
 
     train_set = splits.train
-    # the whole training set lives on the device; batches are gathered by index
-    train_images = train_set.images.to(device)
-    train_labels = train_set.labels.to(device)
     num_classes = len(splits.classes)
     mean, std = _normalizer(prep, device)
     preset = PRESETS[config.augment]
+    eval_model = ema.module if ema is not None else model
+    progress = Progress(enabled=d.main and not config.quiet)
+    _announce(progress, config, splits, f"{device}{f' x{d.world}' if d.world > 1 else ''}", out)
+    sample = (train_set.images[:8].to(device).float().div_(255) - mean) / std
+    head_name, note = embeddings.plan(config, d.world, model, head_ids, sample)
+    if note:
+        progress.print(note)
+    embedded = None
+    best_head: dict[str, torch.Tensor] | None = None  # the best epoch's head, not yet on disk
+    if head_name is not None:
+        # --freeze-backbone: the head trains on embeddings computed once (train/embeddings.py)
+        embedded = embeddings.embed_splits(
+            model, head_name, spec, splits, prep, config, device, channels_last, progress.print
+        )
+        progress.print(embeddings.describe(embedded.record))
+        net = model.get_submodule(head_name)
+        eval_head = eval_model.get_submodule(head_name)
+    # the whole training set (or its embeddings) lives on the device; batches gathered by index
+    train_images = train_set.images.to(device) if embedded is None else train_set.images
+    train_labels = train_set.labels.to(device) if embedded is None else embedded.train_labels
     sampler = make_sampler(
-        config.sampler, train_set.labels, num_replicas=d.world, rank=d.rank, seed=config.seed
+        config.sampler, train_labels.cpu(), num_replicas=d.world, rank=d.rank, seed=config.seed
+    )
+    # a head on embeddings: no mixing, 2-D inputs, full precision
+    step_preset, step_nhwc, step_amp = (
+        (preset, channels_last, amp_dtype) if embedded is None else (PRESETS["none"], False, None)
     )
     steps_per_epoch = _steps(sampler.num_samples, per_rank)
     total_steps = steps_per_epoch * config.epochs
-    eval_model = ema.module if ema is not None else model
-    progress = Progress(enabled=d.main and not config.quiet)
     last_ckpt = time.monotonic()
 
     def checkpoint() -> None:
@@ -545,97 +579,147 @@ def _train(
             save_state(out / LAST, _snapshot(config, model, optimizer, ema, scaler, state))
 
     stopped_early = False
-    _announce(progress, config, splits, f"{device}{f' x{d.world}' if d.world > 1 else ''}", out)
     if leak := leak_warning(data_check, config.data):
         progress.print(leak)
-    while state.epoch < config.epochs and not stopped_early:
-        epoch = state.epoch
-        sampler.set_epoch(epoch)
-        net.train()
-        if config.freeze_backbone:
-            # a linear probe keeps the backbone's batch-norm statistics fixed too
-            for m in model.modules():
-                if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                    m.eval()
-        sums = state.sums or {"loss": 0.0, "correct": 0.0, "seen": 0.0, "seconds": 0.0}
-        pending = torch.zeros(2, dtype=torch.float64, device=device)  # loss sum, correct
-        progress.start_epoch(epoch, config.epochs, steps_per_epoch, state.step)
-        t0 = time.perf_counter()
-        for step, idx in _batches(sampler, per_rank, state.step):
-            gstep = epoch * steps_per_epoch + step
-            factor = lr_factor(gstep, total_steps, config, steps_per_epoch)
-            for g in optimizer.param_groups:
-                g["lr"] = g["base_lr"] * factor
-            seed = _step_seed(config.seed, epoch, step, d.rank)
-            torch.manual_seed(seed)  # dropout and anything else drawing from the global RNG
-            gen = torch.Generator(device=device).manual_seed(seed)
-            idx = idx.to(device)
-            y = train_labels[idx]
-            x = _augmented(train_images[idx], preset, gen, bool(config.hflip), mean, std)
-            loss, logits = _step(
-                net, model, x, y, num_classes, preset, gen, config, optimizer, scaler,
-                channels_last, amp_dtype, device, weight,
-            )  # fmt: skip
-            if ema is not None:
-                ema.update(model, gstep)
-            # running sums stay on the device: reading them every step would stall a GPU
-            pending += torch.stack([loss.double() * len(y), (logits.argmax(1) == y).sum()])
-            sums["seen"] += len(y)
-            state.step = step + 1
-            state.global_step = gstep + 1
-            due = (config.checkpoint_steps and state.step % config.checkpoint_steps == 0) or (
-                time.monotonic() - last_ckpt > config.checkpoint_seconds
+    threads = torch.get_num_threads()
+    if embedded is not None and device.type == "cpu":
+        # a linear head's step is microseconds of work: more threads only add synchronisation
+        # (1,000 steps of Linear(84, 10): 0.4 s on one thread, 1.5-23 s on two busy cores)
+        torch.set_num_threads(1)
+    stop = StopSignals()
+    with stop:
+        while state.epoch < config.epochs and not stopped_early:
+            epoch = state.epoch
+            sampler.set_epoch(epoch)
+            net.train()
+            if config.freeze_backbone:
+                # a linear probe keeps the backbone's batch-norm statistics fixed too
+                for m in model.modules():
+                    if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                        m.eval()
+            sums = state.sums or {"loss": 0.0, "correct": 0.0, "seen": 0.0, "seconds": 0.0}
+            # loss sum, correct; a checkpoint written on a signal carries the unflushed part,
+            # so the resumed run adds up in the same order, to the last bit
+            pending = torch.tensor(
+                [sums.pop("pending_loss", 0.0), sums.pop("pending_correct", 0.0)],
+                dtype=torch.float64,
+                device=device,
             )
-            if due or state.step % SYNC_EVERY == 0 or state.step == steps_per_epoch:
-                _flush(pending, sums, epoch, step, config)
-                now = time.perf_counter()
-                rate = sums["seen"] * d.world / max(sums["seconds"] + now - t0, 1e-9)
-                progress.advance(sums["loss"] / sums["seen"], rate, state.step)
-            if due and state.step < steps_per_epoch:
-                state.sums = {**sums, "seconds": sums["seconds"] + time.perf_counter() - t0}
-                checkpoint()
-                last_ckpt = time.monotonic()
-        train_seconds = sums["seconds"] + time.perf_counter() - t0
-        loss_sum, correct, seen = distributed.all_sum(
-            [sums["loss"], sums["correct"], sums["seen"]], d
-        )
-        val_loss, val_acc = evaluate_set(
-            eval_model, splits.val, prep, device, config.eval_batch_size, channels_last, amp_dtype
-        )
-        epoch_seconds = time.perf_counter() - t0 + sums["seconds"]
-        state.elapsed += epoch_seconds
-        row = {
-            "epoch": epoch + 1,
-            "train_loss": round(loss_sum / seen, 5),
-            "train_accuracy": round(correct / seen, 5),
-            "val_loss": round(val_loss, 5),
-            "val_accuracy": round(val_acc, 5),
-            "lr": optimizer.param_groups[-1]["lr"],
-            "images_per_s": round(seen / max(train_seconds, 1e-9), 1),
-            "seconds": round(epoch_seconds, 2),
-            "elapsed": round(state.elapsed, 2),
-        }
-        improved = _record_epoch(state, row)
-        stopped_early = bool(config.patience) and state.bad_epochs >= config.patience
-        progress.end_epoch(row, improved)
-        if on_epoch is not None:
-            try:
-                on_epoch(epoch + 1, row)
-            except StopTraining:
-                stopped_early = True
-        if d.main:
-            if improved:
-                save_weights(eval_model, out / BEST)
-            write_atomic(out / METRICS_JSONL, "".join(_json_line(r) for r in state.history))
-            write_atomic(out / METRICS_CSV, metrics_csv(state.history))
-            tracking.epoch(row)
-            checkpoint()
-            last_ckpt = time.monotonic()
+            progress.start_epoch(epoch, config.epochs, steps_per_epoch, state.step)
+            t0 = time.perf_counter()
+            for step, idx in _batches(sampler, per_rank, state.step):
+                gstep = epoch * steps_per_epoch + step
+                factor = lr_factor(gstep, total_steps, config, steps_per_epoch)
+                for g in optimizer.param_groups:
+                    g["lr"] = g["base_lr"] * factor
+                seed = _step_seed(config.seed, epoch, step, d.rank)
+                torch.manual_seed(seed)  # dropout and anything else drawing from the global RNG
+                gen = torch.Generator(device=device).manual_seed(seed)
+                idx = idx.to(device)
+                y = train_labels[idx]
+                if embedded is None:
+                    x = _augmented(train_images[idx], preset, gen, bool(config.hflip), mean, std)
+                else:
+                    x = embedded.train[idx]
+                loss, logits = _step(
+                    net, model, x, y, num_classes, step_preset, gen, config, optimizer, scaler,
+                    step_nhwc, step_amp, device, weight,
+                )  # fmt: skip
+                if ema is not None:
+                    ema.update(model, gstep)
+                # running sums stay on the device: reading them every step would stall a GPU
+                pending += torch.stack([loss.double() * len(y), (logits.argmax(1) == y).sum()])
+                sums["seen"] += len(y)
+                state.step = step + 1
+                state.global_step = gstep + 1
+                # (a head epoch on embeddings takes milliseconds: it checkpoints at epoch ends only)
+                due = embedded is None and (
+                    (config.checkpoint_steps and state.step % config.checkpoint_steps == 0)
+                    or (time.monotonic() - last_ckpt > config.checkpoint_seconds)
+                )
+                if due or state.step % SYNC_EVERY == 0 or state.step == steps_per_epoch:
+                    _flush(pending, sums, epoch, step, config)
+                    now = time.perf_counter()
+                    rate = sums["seen"] * d.world / max(sums["seconds"] + now - t0, 1e-9)
+                    progress.advance(sums["loss"] / sums["seen"], rate, state.step)
+                if due and state.step < steps_per_epoch:
+                    state.sums = {**sums, "seconds": sums["seconds"] + time.perf_counter() - t0}
+                    checkpoint()
+                    last_ckpt = time.monotonic()
+                if signum := stop.agreed(d):
+                    loss_part, correct_part = pending.tolist()
+                    state.sums = {
+                        **sums,
+                        "seconds": sums["seconds"] + time.perf_counter() - t0,
+                        "pending_loss": loss_part,
+                        "pending_correct": correct_part,
+                    }
+                    checkpoint()
+                    distributed.barrier(d)  # rank 0 has written last.pt before anyone exits
+                    progress.close()
+                    torch.set_num_threads(threads)
+                    raise Interrupted(signum, epoch, state.step, out / LAST)
+            train_seconds = sums["seconds"] + time.perf_counter() - t0
+            loss_sum, correct, seen = distributed.all_sum(
+                [sums["loss"], sums["correct"], sums["seen"]], d
+            )
+            if embedded is None:
+                val_loss, val_acc = evaluate_set(
+                    eval_model, splits.val, prep, device, config.eval_batch_size, channels_last,
+                    amp_dtype,
+                )  # fmt: skip
+            else:
+                val_loss, val_acc = embeddings.evaluate_head(
+                    eval_head, embedded.val, embedded.val_labels
+                )
+            epoch_seconds = time.perf_counter() - t0 + sums["seconds"]
+            state.elapsed += epoch_seconds
+            row = {
+                "epoch": epoch + 1,
+                "train_loss": round(loss_sum / seen, 5),
+                "train_accuracy": round(correct / seen, 5),
+                "val_loss": round(val_loss, 5),
+                "val_accuracy": round(val_acc, 5),
+                "lr": optimizer.param_groups[-1]["lr"],
+                "images_per_s": round(seen / max(train_seconds, 1e-9), 1),
+                "seconds": round(epoch_seconds, 2),
+                "elapsed": round(state.elapsed, 2),
+            }
+            improved = _record_epoch(state, row)
+            stopped_early = bool(config.patience) and state.bad_epochs >= config.patience
+            progress.end_epoch(row, improved)
+            if on_epoch is not None:
+                try:
+                    on_epoch(epoch + 1, row)
+                except StopTraining:
+                    stopped_early = True
+            if d.main:
+                if improved and embedded is None:
+                    save_weights(eval_model, out / BEST)
+                elif improved:
+                    best_head = {k: v.clone() for k, v in eval_head.state_dict().items()}
+                tracking.epoch(row)
+                # head epochs take milliseconds: their files are written when a checkpoint is due
+                finishing = stopped_early or state.epoch >= config.epochs
+                if (
+                    embedded is None
+                    or finishing
+                    or time.monotonic() - last_ckpt > config.checkpoint_seconds
+                ):
+                    if embedded is not None and best_head is not None:
+                        embeddings.save_with_head(eval_model, eval_head, best_head, out / BEST)
+                    write_atomic(out / METRICS_JSONL, "".join(_json_line(r) for r in state.history))
+                    write_atomic(out / METRICS_CSV, metrics_csv(state.history))
+                    checkpoint()
+                    last_ckpt = time.monotonic()
     progress.close()
+    torch.set_num_threads(threads)
     distributed.barrier(d)
 
     summary = _finish(config, out, splits, prep, spec, eval_model, device, state, stopped_early, d)
     summary.update(init_info)
+    if embedded is not None:
+        summary["embeddings"] = {**embedded.record, "head_seconds": round(state.elapsed, 3)}
     if config.pretrained:
         summary["pretrained"] = pretrained_info or _read_config(out).get("pretrained_weights")
     summary["data_seconds"] = round(load_seconds, 2)

@@ -157,23 +157,37 @@ def create_app(
         timeout: Seconds a request's body may take to arrive (then 408).
     """
     static = static_files()
-    limiter = anyio.CapacityLimiter(workers or os.cpu_count() or 1)
-    # uploads read into memory at once; the others wait in the multipart parser's spool files
-    in_memory = anyio.Semaphore(2 * int(limiter.total_tokens))
-    card = served.card
-    labels = served.run.labels
-
-    async def in_worker(fn: Callable[..., Any], *args: Any) -> Any:
-        # decoding and the forward pass release the GIL: the loop keeps serving meanwhile
-        return await anyio.to_thread.run_sync(functools.partial(fn, *args), limiter=limiter)
-
     # No /docs or /redoc: FastAPI's Swagger page loads its scripts from a CDN.
     app = FastAPI(
         title="pocketvision serve",
-        description=f"{card['model']} from run {card['run']}",
+        description=f"{served.card['model']} from run {served.card['run']}",
         docs_url=None,
         redoc_url=None,
     )
+    _add_static_routes(app, static)
+    _add_run_routes(app, served, static)
+    _add_upload_routes(app, served, _Workers(workers or os.cpu_count() or 1))
+    app.add_middleware(BodyLimit, max_bytes=MAX_UPLOAD_BYTES + BODY_OVERHEAD, timeout=timeout)
+    app.add_middleware(SecurityHeaders)  # outermost: its headers go on BodyLimit's answers too
+    return app
+
+
+class _Workers:
+    """Where uploads are decoded and run: a bounded thread pool, and a cap on bodies in memory."""
+
+    def __init__(self, workers: int) -> None:
+        self.limiter = anyio.CapacityLimiter(workers)
+        # uploads read into memory at once; the others wait in the multipart parser's spool files
+        self.in_memory = anyio.Semaphore(2 * workers)
+
+    async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        # decoding and the forward pass release the GIL: the loop keeps serving meanwhile
+        call = functools.partial(fn, *args)
+        return await anyio.to_thread.run_sync(call, limiter=self.limiter)
+
+
+def _add_static_routes(app: FastAPI, static: dict[str, Path]) -> None:
+    """The page and its files, from the packaged static folder only (no listing, no paths)."""
 
     def static_response(name: str) -> FileResponse:
         path = static.get(name)
@@ -190,6 +204,11 @@ def create_app(
     @app.get("/static/{name:path}", include_in_schema=False)
     async def static_file(name: str) -> FileResponse:
         return static_response(name)
+
+
+def _add_run_routes(app: FastAPI, served: ServedModel, static: dict[str, Path]) -> None:
+    """What the run is: health, model card, its ONNX file, its confusion matrix, the kernels."""
+    card = served.card
 
     @app.get("/api/health", response_model=Health)
     async def health() -> dict[str, Any]:
@@ -224,16 +243,21 @@ def create_app(
     async def kernels() -> dict[str, Any]:
         return {"kernels": kernel_list(), "max_side": MAX_SIDE}
 
+
+def _add_upload_routes(app: FastAPI, served: ServedModel, workers: _Workers) -> None:
+    """The two routes that take an image: classify it, or convolve it in the playground."""
+    labels = served.run.labels
+
     @app.post("/api/predict", response_model=PredictResponse, responses=problems(400, 413, 415))
     async def predict(
         file: UploadFile = File(..., description="an image file (max 10 MB)"),  # noqa: B008
         top_k: int = Query(5, ge=1, description="how many labels to return"),
     ) -> dict[str, Any]:
-        async with in_memory:
+        async with workers.in_memory:
             data = await read_upload(file)
             try:
                 top = min(top_k, len(labels))
-                result: dict[str, Any] = await in_worker(served.predict, data, top)
+                result: dict[str, Any] = await workers.run(served.predict, data, top)
             except BadImageError as err:
                 raise unsupported(err, file.filename) from None
         return result
@@ -255,11 +279,11 @@ def create_app(
             resolve_kernel(kernel)
         except ValueError as err:
             raise invalid("kernel", err, kernel) from None
-        async with in_memory:
+        async with workers.in_memory:
             data = await read_upload(file)
             try:
-                image = await in_worker(playground_image, data)
-                result: dict[str, Any] = await in_worker(
+                image = await workers.run(playground_image, data)
+                result: dict[str, Any] = await workers.run(
                     convolve, image, kernel, stride, padding, pool
                 )
             except BadImageError as err:
@@ -267,7 +291,3 @@ def create_app(
             except ValueError as err:  # e.g. an image smaller than the window
                 raise invalid("file", err, file.filename) from None
         return result
-
-    app.add_middleware(BodyLimit, max_bytes=MAX_UPLOAD_BYTES + BODY_OVERHEAD, timeout=timeout)
-    app.add_middleware(SecurityHeaders)  # outermost: its headers go on BodyLimit's answers too
-    return app

@@ -78,6 +78,8 @@ def ensure_onnx(run: LoadedRun, path: Path) -> Path:
             if not fresh:
                 export_onnx(run, path)
             diff = max_difference(run, path)
+    except PocketvisionError:
+        raise  # a write that failed (write_atomic names the file), already one line
     except OSError as err:
         raise PocketvisionError(f"{path}: cannot write the ONNX export ({err})") from None
     except Exception as err:  # exporter failures come as many types; name the first line

@@ -17,15 +17,14 @@ import urllib.request
 from pathlib import Path
 
 from pocketvision.errors import PocketvisionError
+from pocketvision.files import pocketvision_home
 from pocketvision.weights.table import Checkpoint
 
 CHUNK = 1 << 16
 
 
 def cache_dir() -> Path:
-    home = os.environ.get("POCKETVISION_HOME")
-    base = Path(home).expanduser() if home else Path.home() / ".cache" / "pocketvision"
-    return base / "weights"
+    return pocketvision_home() / "weights"
 
 
 def sha256_of(path: Path) -> str:
