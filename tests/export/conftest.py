@@ -16,5 +16,5 @@ def lenet_export(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[A
 
     root = tmp_path_factory.mktemp("lenet_export")
     run = make_run(root, "lenet5")
-    results = export_run(run, quantize="none", verify_images=500)
+    results = export_run(run, quantize="none", verify_images=500, isolate=False)
     return run / "export", results

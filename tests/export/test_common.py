@@ -3,6 +3,7 @@ parsing, missing packages, converter errors that name the op and the layer, CLI 
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -143,8 +144,14 @@ def test_converter_failure_names_op_and_layer_and_others_continue(tmp_path: Path
 
 
 def test_cli_prints_the_table_and_writes_the_report(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from pocketvision.export import isolate
+
+    def no_child(*args: object) -> None:
+        raise AssertionError("--no-isolate started a converter process")
+
+    monkeypatch.setattr(isolate, "run_isolated", no_child)
     run = make_run(tmp_path, "lenet5")
     out = tmp_path / "exported"
     code = main(
@@ -152,7 +159,8 @@ def test_cli_prints_the_table_and_writes_the_report(
             "export",
             str(run),
             "--format",
-            "onnx",
+            "onnx,coreml",
+            "--no-isolate",
             "--quantize",
             "none,int8",
             "--verify-images",
@@ -165,10 +173,10 @@ def test_cli_prints_the_table_and_writes_the_report(
     )
     printed = capsys.readouterr().out
     assert code == 0
-    assert "onnx    fp32" in printed and "onnx    int8" in printed
+    assert re.search(r"^onnx +fp32 ", printed, re.M) and re.search(r"^onnx +int8 ", printed, re.M)
     assert "checked on 100 val images" in printed
     assert (out / "export_report.json").exists() and (out / "onnx" / "model_int8.onnx").exists()
-    assert not (out / "ios").exists()  # no Core ML file, no Swift code
+    assert (out / "coreml" / "Model.mlpackage").exists() and (out / "ios").exists()
 
 
 def test_rgb_run_with_per_channel_std(tmp_path: Path) -> None:
@@ -179,7 +187,9 @@ def test_rgb_run_with_per_channel_std(tmp_path: Path) -> None:
     from pocketvision.export.coreml_export import inspect_spec
 
     run = make_run(tmp_path, "lenet5", rgb=True, data=None)
-    results = export_run(run, formats="coreml,tflite", quantize="none", verify_images=50)
+    results = export_run(
+        run, formats="coreml,tflite", quantize="none", verify_images=50, isolate=False
+    )
     tflite = next(r for r in results if r.format == "tflite")
     assert tflite.status == "ok" and tflite.max_abs_diff <= 1e-4 and tflite.top1_agreement == 1
     out = run / "export"

@@ -61,7 +61,9 @@ def _formats(name: str) -> str:
 def test_fp32_matches_pytorch(tmp_path: Path, name: str, size: int) -> None:
     run = make_run(tmp_path, name, size=size, kwargs=SMALL_KWARGS.get(name))
     formats = _formats(name)
-    results = export_run(run, formats=formats, quantize="none", verify_images=500, codegen=False)
+    results = export_run(
+        run, formats=formats, quantize="none", verify_images=500, codegen=False, isolate=False
+    )
     by_format: dict[str, list[Any]] = {}
     for r in results:
         by_format.setdefault(r.format, []).append(r)

@@ -20,6 +20,7 @@ def _export(args: argparse.Namespace) -> int:
         split=args.split,
         threads=args.threads,
         codegen=not args.no_code,
+        isolate=args.isolate,
     )
     print(format_table(report))
     print(
@@ -71,4 +72,13 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
         "--threads", type=int, default=1, help="CPU threads per runtime (default 1)"
     )
     parser.add_argument("--no-code", action="store_true", help="skip the Swift and Kotlin code")
+    parser.add_argument(
+        "--isolate",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help=(
+            "run each converter in its own process, so a native crash fails that format only "
+            "(default: when more than one format; --no-isolate is faster, one process)"
+        ),
+    )
     parser.set_defaults(func=_export)
