@@ -183,6 +183,21 @@ def test_augmented_copies_are_fixed_and_cached(backbone: Path, home: Path, tmp_p
     assert other["embeddings"]["computed"] == 2 * other["num_train"]
 
 
+def test_a_frozen_backbone_gets_the_head_learning_rate() -> None:
+    # measured in benchmarks/few_shot.py: 0.5 at batch 16, where the full-training rule gives
+    # 0.0125 and undertrains a linear head (51% instead of 66% at 10 images per class)
+    from pocketvision.train.config import resolve
+
+    def lr(**kw: object) -> float | None:
+        return resolve(TrainConfig(data="digits", **kw)).lr  # type: ignore[arg-type]
+
+    assert lr(freeze_backbone=True, batch_size=16) == lr(freeze_backbone=True) == 0.5
+    assert lr(freeze_backbone=True, batch_size=8) == 0.25
+    assert lr(batch_size=16) == pytest.approx(0.0125)
+    assert lr(freeze_backbone=True, batch_size=16, optimizer="adamw") == 2e-3
+    assert lr(freeze_backbone=True, lr=0.1) == 0.1
+
+
 def test_when_the_embedding_path_is_taken() -> None:
     frozen = TrainConfig(data="digits", freeze_backbone=True, hflip=False)
     assert emb.wanted(replace(frozen, augment="none"), 1) == (True, None)

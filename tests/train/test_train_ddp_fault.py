@@ -50,3 +50,35 @@ def test_killed_worker_stops_the_job_with_one_line_and_resume_finishes(tmp_path:
     )  # fmt: skip
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert (out / "summary.json").is_file()
+
+
+def test_sigterm_to_one_worker_stops_every_rank_after_the_same_step(tmp_path: Path) -> None:
+    """Every rank takes part in the decision to stop, so a signal to one of them (as a
+    scheduler might send) stops all after one step, with last.pt written, and no rank sees
+    the other vanish."""
+    import torch
+
+    out = tmp_path / "ddp"
+    command = [*TORCHRUN, "-m", "pocketvision", "train", *ARGS, "--out", str(out)]
+    job = subprocess.Popen(command, env=ENV, stderr=subprocess.PIPE, text=True)
+    last = out / "checkpoints" / "last.pt"
+    deadline = time.monotonic() + 120
+    while not last.exists() and time.monotonic() < deadline:
+        assert job.poll() is None, "the job ended before a worker could be signalled"
+        time.sleep(0.02)
+    workers = _workers(out)
+    assert len(workers) == 2
+    os.kill(max(workers), 15)
+    _, err = job.communicate(timeout=120)
+    assert job.returncode != 0
+    said = [line for line in err.splitlines() if line.startswith("pocketvision: interrupted")]
+    assert said and "SIGTERM" in said[0] and "--resume" in said[0], err[-2000:]
+    assert "another process of the job stopped" not in err  # they stopped together
+    position = torch.load(last, weights_only=True)["state"]
+    assert position["epoch"] < 3 and not (out / "summary.json").exists()
+    resumed = subprocess.run(
+        [*TORCHRUN, "-m", "pocketvision", "train", *ARGS, "--out", str(out), "--resume"],
+        env=ENV, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert (out / "summary.json").is_file()

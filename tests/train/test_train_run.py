@@ -61,6 +61,26 @@ def test_digits_run_directory_is_complete_and_loadable(tmp_path: Path) -> None:
     assert run.labels == [str(i) for i in range(10)]
 
 
+def test_test_split_is_scored_in_the_precision_and_layout_val_was(tmp_path: Path) -> None:
+    # bf16 autocast and channels_last on a CPU: the recorded test loss is the one measured
+    # that way (as val's is every epoch), not a float32 NCHW one
+    from pocketvision.data import load_data
+
+    out = tmp_path / "run"
+    summary = train(TrainConfig(data="digits", model="lenet5", epochs=1, batch_size=64,
+                                amp=True, channels_last=True, out=str(out), **QUICK))  # fmt: skip
+    run = load_run(out)
+    config = json.loads((out / "config.json").read_text())
+    test = load_data("digits", run.preprocessing, val_fraction=config["val_fraction"],
+                     seed=config["seed"]).test  # fmt: skip
+    model = run.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    cpu = torch.device("cpu")
+    alike = evaluate_set(model, test, run.preprocessing, cpu, 512, True, torch.bfloat16)  # type: ignore[arg-type]
+    fp32 = evaluate_set(model, test, run.preprocessing, cpu)  # type: ignore[arg-type]
+    assert round(alike[0], 5) == summary["test_loss"]
+    assert round(fp32[0], 5) != summary["test_loss"]  # the two really differ
+
+
 def test_ema_and_strong_augmentation_with_mixing_train(tmp_path: Path) -> None:
     out = tmp_path / "ema"
     summary = train(

@@ -43,6 +43,37 @@ def test_a_timm_file_starts_a_frozen_run_and_is_recorded(
     best = load_file(str(out / "checkpoints" / "best.safetensors"))
     assert torch.equal(best["conv_head.0.weight"], state["conv_head.weight"])
     assert torch.allclose(best["stem.0.weight"], state["conv_stem.weight"].sum(1, keepdim=True))
+    _every_command_works_on(out, tmp_path, capsys)
+
+
+def _every_command_works_on(run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """evaluate, predict, export, profile and serve take a pretrained run like any other."""
+    import numpy as np
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    from pocketvision.web.served import load_served
+
+    digit = (load_digits().images[0] * 255 / 16).astype(np.uint8)
+    image = tmp_path / "digit.png"
+    Image.fromarray(digit).save(image)
+    capsys.readouterr()
+    assert main(["evaluate", str(run), "--json"]) == 0
+    assert 0.0 <= json.loads(capsys.readouterr().out)["accuracy"] <= 1.0
+    assert main(["predict", str(run), str(image), "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert len(row["predictions"]) == 3
+    assert main(["export", str(run), "--format", "onnx", "--quantize", "none", "--no-code",
+                 "--verify-images", "50"]) == 0  # fmt: skip
+    report = json.loads((run / "export" / "export_report.json").read_text())
+    assert report[0]["status"] == "ok" and report[0]["top1_agreement"] == 1.0
+    capsys.readouterr()
+    assert main(["profile", str(run), "--runtimes", "eager", "--runs", "30", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)
+    served = load_served(run)
+    assert served.onnx_path is not None and served.onnx_path.is_file()
+    answer = served.predict(image.read_bytes(), top_k=2)
+    assert answer["predictions"][0]["label"] == row["predictions"][0]["label"]
 
 
 def test_the_default_checkpoint_sets_size_and_normalisation_defaults() -> None:

@@ -9,6 +9,7 @@ any step replays exactly the batches the uninterrupted run would have seen.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import math
 import time
@@ -572,6 +573,11 @@ def _train(
     )
     steps_per_epoch = _steps(sampler.num_samples, per_rank)
     total_steps = steps_per_epoch * config.epochs
+    # val and test are scored alike: the memory format and precision training ran in
+    score = functools.partial(
+        evaluate_set, prep=prep, device=device, batch_size=config.eval_batch_size,
+        channels_last=channels_last, amp_dtype=amp_dtype,
+    )  # fmt: skip
     last_ckpt = time.monotonic()
 
     def checkpoint() -> None:
@@ -664,10 +670,7 @@ def _train(
                 [sums["loss"], sums["correct"], sums["seen"]], d
             )
             if embedded is None:
-                val_loss, val_acc = evaluate_set(
-                    eval_model, splits.val, prep, device, config.eval_batch_size, channels_last,
-                    amp_dtype,
-                )  # fmt: skip
+                val_loss, val_acc = score(eval_model, splits.val)
             else:
                 val_loss, val_acc = embeddings.evaluate_head(
                     eval_head, embedded.val, embedded.val_labels
@@ -716,7 +719,7 @@ def _train(
     torch.set_num_threads(threads)
     distributed.barrier(d)
 
-    summary = _finish(config, out, splits, prep, spec, eval_model, device, state, stopped_early, d)
+    summary = _finish(config, out, splits, spec, eval_model, score, device, state, stopped_early, d)
     summary.update(init_info)
     if embedded is not None:
         summary["embeddings"] = {**embedded.record, "head_seconds": round(state.elapsed, 3)}
@@ -743,15 +746,16 @@ def _finish(
     config: TrainConfig,
     out: Path,
     splits: DataSplits,
-    prep: Preprocessing,
     spec: ModelSpec,
     eval_model: nn.Module,
+    score: Callable[[nn.Module, ImageSet], tuple[float, float]],
     device: torch.device,
     state: State,
     stopped_early: bool,
     d: distributed.Dist,
 ) -> dict[str, Any]:
-    """Reload the best weights, score the test split, and assemble the summary."""
+    """Reload the best weights, score the test split as val was scored, and assemble the
+    summary."""
     from safetensors.torch import load_file
 
     best = load_file(str(out / BEST)) if (out / BEST).exists() else None
@@ -759,9 +763,7 @@ def _finish(
         eval_model.load_state_dict(best)
     test_acc = test_loss = None
     if splits.test is not None and len(splits.test):
-        test_loss, test_acc = evaluate_set(
-            eval_model, splits.test, prep, device, config.eval_batch_size
-        )
+        test_loss, test_acc = score(eval_model, splits.test)
     train_secs = [r["seconds"] for r in state.history]
     ips = [r["images_per_s"] for r in state.history]
     return {

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -147,7 +147,11 @@ def invalid(field: str, err: Exception, value: Any) -> RequestValidationError:
 
 
 def create_app(
-    served: ServedModel, *, workers: int | None = None, timeout: float = REQUEST_TIMEOUT
+    served: ServedModel,
+    *,
+    workers: int | None = None,
+    timeout: float = REQUEST_TIMEOUT,
+    cors: Sequence[str] = (),
 ) -> FastAPI:
     """The app serving one loaded run.
 
@@ -155,6 +159,8 @@ def create_app(
         served: From :func:`pocketvision.web.served.load_served`.
         workers: Decode/inference jobs running at once (in threads); None: the CPU count.
         timeout: Seconds a request's body may take to arrive (then 408).
+        cors: Origins (``https://app.example``) whose pages may call the API from a browser;
+            none by default, so no other site's script can read the answers.
     """
     static = static_files()
     # No /docs or /redoc: FastAPI's Swagger page loads its scripts from a CDN.
@@ -168,6 +174,10 @@ def create_app(
     _add_run_routes(app, served, static)
     _add_upload_routes(app, served, _Workers(workers or os.cpu_count() or 1))
     app.add_middleware(BodyLimit, max_bytes=MAX_UPLOAD_BYTES + BODY_OVERHEAD, timeout=timeout)
+    if cors:
+        from starlette.middleware.cors import CORSMiddleware
+
+        app.add_middleware(CORSMiddleware, allow_origins=list(cors), allow_methods=["GET", "POST"])
     app.add_middleware(SecurityHeaders)  # outermost: its headers go on BodyLimit's answers too
     return app
 

@@ -7,6 +7,8 @@ import ipaddress
 import os
 import socket
 import sys
+import urllib.parse
+from collections.abc import Sequence
 from pathlib import Path
 
 from pocketvision.errors import PocketvisionError
@@ -21,6 +23,7 @@ def serve(
     threads: int | None = None,
     export_onnx: bool = True,
     timeout: float | None = None,
+    cors: Sequence[str] = (),
 ) -> None:
     """Load a run, export it to ONNX for the browser if needed, and serve until interrupted.
 
@@ -34,15 +37,21 @@ def serve(
         export_onnx: Make RUN/web/model.onnx for in-browser inference (cached).
         timeout: Seconds a client has to send a request's headers, and again its body;
             None: :data:`pocketvision.web.limits.REQUEST_TIMEOUT` (60).
+        cors: Origins whose pages may call the API from a browser (none by default).
 
     Raises:
         PocketvisionError: the run cannot be loaded, the port is out of range or taken, or
-            the timeout is not positive.
+            the timeout is not positive, or an origin is not scheme://host[:port].
     """
     if not 0 <= port <= 65535:
         raise PocketvisionError(f"--port {port}: must be 0-65535")
     if timeout is not None and not timeout > 0:
         raise PocketvisionError(f"--timeout {timeout}: must be a positive number of seconds")
+    for origin in cors:
+        if not _is_origin(origin):
+            raise PocketvisionError(
+                f"--cors {origin!r}: not an origin (scheme://host[:port], e.g. https://app.example)"
+            )
     import torch
     import uvicorn
 
@@ -68,12 +77,14 @@ def serve(
     if served.onnx_error:
         print(f"in-browser inference off: {served.onnx_error}", file=sys.stderr)
     timeout = timeout or REQUEST_TIMEOUT
-    app = create_app(served, workers=workers, timeout=timeout)
+    app = create_app(served, workers=workers, timeout=timeout, cors=cors)
     bound = sock.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host
     print(f"pocketvision serve: http://{shown}:{bound}/  (Ctrl+C stops)", file=sys.stderr)
     if not _is_loopback(host):
         print(f"warning: listening on {host}, reachable from other machines", file=sys.stderr)
+    if cors:
+        print(f"pages from {', '.join(cors)} may call this API (--cors)", file=sys.stderr)
     return_large_buffers_to_os()  # memory stays flat under large uploads (see its docstring)
     uvicorn.Server(uvicorn_config(app, timeout=timeout)).run(sockets=[sock])
 
@@ -97,6 +108,18 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _is_origin(origin: str) -> bool:
+    parts = urllib.parse.urlsplit(origin)
+    return (
+        parts.scheme in ("http", "https")
+        and bool(parts.hostname)
+        and not parts.path
+        and not parts.query
+        and not parts.fragment
+        and "@" not in parts.netloc
+    )
+
+
 def _is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -115,6 +138,7 @@ def _serve(args: argparse.Namespace) -> int:
         threads=args.threads,
         export_onnx=not args.no_onnx,
         timeout=args.timeout,
+        cors=args.cors or (),
     )
     return 0
 
@@ -151,5 +175,12 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
         default=None,
         help="seconds a client has to send a request's headers, and again its body "
         "(default: 60; slower clients are cut off)",
+    )
+    p.add_argument(
+        "--cors",
+        action="append",
+        metavar="ORIGIN",
+        help="let pages from ORIGIN (https://app.example) call the API from a browser; "
+        "repeatable (default: no other origin may)",
     )
     p.set_defaults(func=_serve)
