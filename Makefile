@@ -73,9 +73,9 @@ pytest: venv data web-assets test-tools
 
 # Coverage-guided fuzzing (atheris) of every loader of outside files, FUZZ_SECONDS per harness
 # (7 harnesses; see README "Reliability"). A crash saves its input in fuzz/crashes/ and fails.
-FUZZ_SECONDS ?= 10
+FUZZ_SECONDS ?= 30
 fuzz: venv
-	$(PY) fuzz/run.py --seconds $(FUZZ_SECONDS)
+	$(PY) fuzz/run.py --seconds $(FUZZ_SECONDS) --jobs 2
 
 fuzz-long: venv
 	$(PY) fuzz/run.py --seconds 600 --json benchmarks/results/fuzz_long.json

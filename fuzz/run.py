@@ -1,6 +1,6 @@
 """Run the fuzz harnesses under atheris (coverage-guided, libFuzzer) and record what happened.
 
-    python fuzz/run.py                       # every harness, 10 s each (what `make test` runs)
+    python fuzz/run.py --seconds 30 --jobs 2 # every harness, 30 s each, two at once (`make test`)
     python fuzz/run.py --seconds 600         # the long run (`make fuzz-long`)
     python fuzz/run.py image csv_manifest --seconds 30 --json benchmarks/results/fuzz.json
 
@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -103,19 +104,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=int, default=10, help="fuzzing time per harness")
     parser.add_argument("--rss-mb", type=int, default=3072, help="libFuzzer's memory limit")
     parser.add_argument("--json", type=Path, help="write the results here")
+    parser.add_argument("--jobs", type=int, default=1, help="harnesses fuzzed at once")
     args = parser.parse_args(argv)
     results = []
-    for name in args.names or NAMES:
-        result = run_one(name, args.seconds, args.rss_mb)
-        results.append(result)
-        status = "ok" if result["exit_code"] == 0 else f"CRASH {result['crashes']}"
-        print(
-            f"{name:13s} {result['executions'] or 0:>9,} executions in {result['wall_s']:6.1f} s"
-            f"  corpus +{result['new_corpus_units']}  {status}",
-            flush=True,
-        )
-        if result["exit_code"] != 0:
-            print("\n".join(result["log_tail"]), file=sys.stderr)
+    names = args.names or NAMES
+    with ThreadPoolExecutor(max(1, args.jobs)) as pool:  # each harness is its own process
+        running = [pool.submit(run_one, name, args.seconds, args.rss_mb) for name in names]
+        for name, future in zip(names, running, strict=True):
+            result = future.result()
+            results.append(result)
+            status = "ok" if result["exit_code"] == 0 else f"CRASH {result['crashes']}"
+            print(
+                f"{name:13s} {result['executions'] or 0:>9,} executions in "
+                f"{result['wall_s']:6.1f} s  corpus +{result['new_corpus_units']}  {status}",
+                flush=True,
+            )
+            if result["exit_code"] != 0:
+                print("\n".join(result["log_tail"]), file=sys.stderr)
     if args.json:
         sys.path.insert(0, str(ROOT / "src"))
         from importlib.metadata import version

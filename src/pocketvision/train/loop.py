@@ -137,7 +137,7 @@ def _autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.Abs
     return torch.autocast(device.type, dtype=dtype)
 
 
-def _load_splits(config: TrainConfig, d: distributed.Dist) -> tuple[DataSplits, Preprocessing]:
+def _load_splits(config: TrainConfig) -> tuple[DataSplits, Preprocessing]:
     assert config.in_chans is not None and config.img_size is not None
     size = (config.in_chans, config.img_size, config.img_size)
     prep = Preprocessing(size, (0.5,) * config.in_chans, (0.5,) * config.in_chans)
@@ -224,7 +224,7 @@ def _read_config(out: Path) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _prepare_run_dir(out: Path, config: TrainConfig, d: distributed.Dist) -> dict[str, Any] | None:
+def _prepare_run_dir(out: Path, config: TrainConfig) -> dict[str, Any] | None:
     """Return the last.pt state when resuming; refuse to overwrite another run."""
     last = out / LAST
     if config.resume:
@@ -462,7 +462,7 @@ def _train(
     on_epoch: Callable[[int, dict[str, float]], None] | None = None,
 ) -> dict[str, Any]:
     out = _out_dir(config)
-    resumed = _prepare_run_dir(out, config, d)
+    resumed = _prepare_run_dir(out, config)
     if resumed is not None:
         # the recorded (resolved) config wins; only where and how loudly to run may change
         saved = TrainConfig.from_dict(resumed["config"])
@@ -484,7 +484,7 @@ def _train(
     on_gpu = device.type == "cuda"
     amp = on_gpu if config.amp is None else config.amp
     amp_dtype = None
-    if amp and device.type in ("cuda", "cpu", "mps"):
+    if amp:  # bf16 where the device has it (every CPU), else fp16 with a GradScaler
         amp_dtype = (
             torch.bfloat16 if (not on_gpu or torch.cuda.is_bf16_supported()) else torch.float16
         )
@@ -495,7 +495,7 @@ def _train(
     per_rank = config.batch_size // d.world
 
     t_load = time.perf_counter()
-    splits, prep = _load_splits(config, d)
+    splits, prep = _load_splits(config)
     data_check = summarize_splits(splits)  # exact copies within / across splits, balance
     load_seconds = time.perf_counter() - t_load
     torch.manual_seed(config.seed)
