@@ -1,5 +1,6 @@
-"""pocketvision search: real searches on the offline digits set (LeNet-5 and a MobileNetV1 that
---max-params rules out), ONNX Runtime latency, Optuna journal files and a real PostgreSQL."""
+"""pocketvision search: real searches on the offline digits set (LeNet-5, a MobileNetV1 that
+--max-params rules out before any trial, a VGG-11 over the latency budget), ONNX Runtime
+latency, Optuna journal files and a real PostgreSQL."""
 
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ QUICK = {
     "epochs": 1,
     "batch_size": 32,
     "train_limit": 400,
-    "seed": 0,  # TPE's first three draws: mobilenet, lenet5, lenet5
+    "seed": 0,
     "log": None,
 }
 CLI_QUICK = [
@@ -55,26 +56,24 @@ def test_a_search_respects_the_budget_trains_feasible_trials_and_resumes(tmp_pat
     lines: list[str] = []
     result = search("digits", trials=3, out=out, **{**QUICK, "log": lines.append})  # type: ignore[arg-type]
     trials = _trials(out)
-    assert [t["state"] for t in trials] == ["infeasible", "complete", "complete"]
+    # MobileNetV1 breaks --max-params even at its narrowest: left out before any trial, so
+    # every one of the 3 trials asked for is a trained model
+    assert "mobilenet_v1_025: over the budget even at its narrowest; left out" in lines
+    assert [t["state"] for t in trials] == ["complete"] * 3
     # the console names each trial by the number trials.json and its run folder use
     assert any(line.startswith("trial 1 (2 of 3) complete") for line in lines), lines
+    assert sorted(p.name for p in (out / "trials").iterdir()) == ["0000", "0001", "0002"]
 
-    over = trials[0]  # rejected on its parameter count alone: never exported, never trained
-    assert over["model"] == "mobilenet_v1_025" and over["params"] > 100_000
-    assert over["broke"] == f"params {over['params']:,} > 100,000"
-    assert over["latency_ms"] is None and over["run_dir"] is None and over["seconds"] < 5
-    assert sorted(p.name for p in (out / "trials").iterdir()) == ["0001", "0002"]
-
-    for t in trials[1:]:  # each feasible trial is a normal run folder, its numbers its own
+    for t in trials:  # each feasible trial is a normal run folder, its numbers its own
         run = read_summary(t["run_dir"])
         assert is_run_dir(t["run_dir"]) and run is not None
-        assert t["params"] == run["params"] == 61_706
+        assert t["model"] == "lenet5" and t["params"] == run["params"] == 61_706
         assert t["size_bytes"] == 4 * 61_706  # fp32
         assert t["accuracy"] == run["best_val_accuracy"]
         assert 0 < t["latency_ms"] < 50
-    best = max(trials[1:], key=lambda t: t["accuracy"])
+    best = max(trials, key=lambda t: t["accuracy"])
     assert result.best is not None and result.best["run_dir"] == best["run_dir"]
-    assert {e["number"] for e in result.summary["pareto_front"]} <= {1, 2}
+    assert {e["number"] for e in result.summary["pareto_front"]} <= {0, 1, 2}
     assert (out / "pareto.png").read_bytes()[:4] == b"\x89PNG"
 
     # the same command with --trials 4 adds one trial to the same study
@@ -88,6 +87,43 @@ def test_a_search_respects_the_budget_trains_feasible_trials_and_resumes(tmp_pat
     ):
         search("digits", trials=5, out=out, **{**QUICK, "epochs": 2})  # type: ignore[arg-type]
     assert len(_study(out).trials) == 4
+
+
+def test_widths_are_cut_to_what_the_budget_allows() -> None:
+    from pocketvision.profile.counting import count_params
+    from pocketvision.search.budget import Budget, build, fit_widths
+    from pocketvision.search.space import SearchSpace, TrialChoice, candidates
+
+    space = SearchSpace(candidates("mobilenet_v1_025,lenet5"), (28,), (0.01, 0.4))
+    fitted, notes = fit_widths(space, Budget(max_params=400_000), 10, 1)
+    (v1,) = [c for c in fitted.candidates if c.name == "mobilenet_v1_025"]
+    assert v1.width is not None and v1.width[0] == 0.25 and 0.25 < v1.width[1] < 1.0
+
+    def params(width: float) -> int:
+        return count_params(build(TrialChoice(v1.name, width, 28, 0, "", 0), 10, 1))
+
+    # the widest width kept fits, the next step on the sampled grid does not
+    assert params(v1.width[1]) <= 400_000 < params(round(v1.width[1] + 0.05, 3))
+    assert any(n.startswith("mobilenet_v1_025: widths 0.25-") for n in notes)
+    # a model over the budget at any width leaves the space; no budget, no change
+    assert [c.name for c in fit_widths(space, Budget(max_params=50_000), 10, 1)[0].candidates] == []
+    assert fit_widths(space, Budget(max_latency_ms=1.0), 10, 1) == (space, [])
+
+
+@pytest.mark.slow
+def test_a_model_over_the_latency_budget_is_infeasible_and_never_trained(tmp_path: Path) -> None:
+    # latency is measured per trial on the real runtime: VGG-11 (~100 M MACs at 28 px) cannot
+    # answer in 2 ms on one thread, LeNet-5 (0.4 M) always does
+    out = tmp_path / "s"
+    quick = {**QUICK, "models": "lenet5,vgg11", "max_params": None, "max_latency_ms": 2.0}
+    search("digits", trials=4, out=out, **quick)  # type: ignore[arg-type]
+    trials = _trials(out)
+    slow = [t for t in trials if t["model"] == "vgg11"]
+    assert slow and all(t["state"] == "infeasible" for t in slow)
+    for t in slow:  # measured, refused, never trained
+        assert t["broke"].startswith("latency ") and "> 2.0 ms on onnxruntime" in t["broke"]
+        assert t["latency_ms"] > 2.0 and t["run_dir"] is None and t["seconds"] < 30
+    assert all(t["state"] == "complete" for t in trials if t["model"] == "lenet5")
 
 
 def _cli_error(capsys: pytest.CaptureFixture[str], *args: str) -> str:

@@ -10,7 +10,7 @@ export`` writes), after checking its output against eager PyTorch.
 from __future__ import annotations
 
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from pocketvision.profile.runtimes import RUNTIMES
 from pocketvision.search.space import (
     BYTES_PER_PARAM,
     SEARCH_RUNTIMES,
+    WIDTH_STEP,
     Candidate,
     SearchSpace,
     TrialChoice,
@@ -160,3 +161,49 @@ def check_reachable(space: SearchSpace, budget: Budget, num_classes: int, in_cha
             f"no model in --models can meet the budget: the smallest, {smallest.name}{width} at "
             f"{size}px, has {cost.broke}"
         )
+
+
+def fit_widths(
+    space: SearchSpace, budget: Budget, num_classes: int, in_chans: int
+) -> tuple[SearchSpace, list[str]]:
+    """The space with each model's widths cut to those inside the params and size budgets.
+
+    Parameters grow with the width multiplier, so the widest width that fits is found by
+    bisection on the sampled grid (a few builds of a second or less each); a model that breaks
+    the budget even at its narrowest width leaves the space. Without this, a tight budget
+    (250 KB at int8) makes most sampled trials infeasible: in a 12-trial search on
+    Fashion-MNIST all 12 were (benchmarks/results/search_overhead.json).
+
+    Returns:
+        (the narrowed space, one line per model that changed, for the terminal).
+    """
+    if budget.max_params is None and budget.max_size_kb is None:
+        return space, []
+    size = min(space.img_sizes)
+
+    def fits(name: str, width: float | None) -> bool:
+        model = build(TrialChoice(name, width, size, 0, "", 0), num_classes, in_chans)
+        return not measure(model, (in_chans, size, size), budget, timed=False).broke
+
+    kept: list[Candidate] = []
+    notes: list[str] = []
+    for c in space.candidates:
+        if c.width is None or not fits(c.name, c.width[0]):
+            if c.width is None and fits(c.name, None):
+                kept.append(c)
+            else:
+                notes.append(f"{c.name}: over the budget even at its narrowest; left out")
+            continue
+        lo, hi = c.width
+        if fits(c.name, hi):
+            kept.append(c)
+            continue
+        good, bad = 0, max(1, round((hi - lo) / WIDTH_STEP))  # grid indices: fits, breaks
+        while bad - good > 1:
+            mid = (good + bad) // 2
+            good, bad = (mid, bad) if fits(c.name, round(lo + mid * WIDTH_STEP, 3)) else (good, mid)
+        top = round(lo + good * WIDTH_STEP, 3)
+        kept.append(Candidate(c.name, (lo, top)))
+        fitting = f"only width {lo} fits" if top == lo else f"widths {lo}-{top} fit"
+        notes.append(f"{c.name}: {fitting} the budget (of {lo}-{hi})")
+    return replace(space, candidates=tuple(kept)), notes

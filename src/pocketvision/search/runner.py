@@ -278,6 +278,10 @@ def search(
     sizes = image_sizes(default_size, img_size)
     space = SearchSpace(space_models, sizes, (0.01, 0.4))
     budgets.check_reachable(space, limit, num_classes, chans)
+    # the study's definition keeps the space as asked; what is sampled is what can fit
+    fitted, narrowed = budgets.fit_widths(space, limit, num_classes, chans)
+    for line in narrowed:
+        say(line)
     definition = {
         "space": space.to_dict(),
         "data": data,
@@ -287,7 +291,7 @@ def search(
         "budget": asdict(limit),
     }
     s = _Search(
-        space, limit, data, epochs, num_classes, chans, folder, train_limit, seed, trials,
+        fitted, limit, data, epochs, num_classes, chans, folder, train_limit, seed, trials,
         batch_size, prune, definition,
     )  # fmt: skip
     with _quiet_optuna():
