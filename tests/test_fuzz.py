@@ -128,3 +128,10 @@ def test_run_whose_labels_do_not_match_its_logits_is_refused(tmp_path: Path) -> 
     (run / "labels.txt").write_text("cat\ndog\n")  # loaded before, then predicted index 2
     with pytest.raises(PocketvisionError, match=r"labels.txt: 2 labels for a model with 3 classes"):
         load_run(run)
+
+
+def test_tiff_whose_strip_offsets_are_a_rational_is_a_bad_image(tmp_path: Path) -> None:
+    path = tmp_path / "strip.tif"
+    path.write_bytes((FUZZ / "corpus/image/regress-tiff-rational-stripoffsets").read_bytes())
+    with pytest.raises(BadImageError, match=r"strip.tif: unreadable .*TypeError: 'IFDRational'"):
+        open_image(path)  # was TypeError from Pillow's map_buffer

@@ -113,6 +113,9 @@ def open_image(source: str | Path | bytes, mode: str = "RGB") -> Image.Image:
             raise BadImageError(f"{name}: empty file (0 bytes)")
     try:
         with warnings.catch_warnings():
+            # Pillow warns about each odd tag of a malformed file; the reason we raise, or
+            # the skip report, is what the user sees, so its warnings stay off the console.
+            warnings.simplefilter("ignore", UserWarning)
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             fp = io.BytesIO(source) if isinstance(source, bytes) else source
             with Image.open(fp) as img:
@@ -128,8 +131,13 @@ def open_image(source: str | Path | bytes, mode: str = "RGB") -> Image.Image:
         raise BadImageError(f"{name}: decompression bomb ({err})") from None
     except UnidentifiedImageError:
         raise BadImageError(f"{name}: not an image (unrecognised format)") from None
-    except (OSError, SyntaxError, ValueError) as err:
-        raise BadImageError(f"{name}: unreadable or truncated image ({err})") from None
+    except Exception as err:
+        # Pillow's plugins raise more than OSError on malformed files: fuzzing found a TIFF
+        # whose StripOffsets is a RATIONAL raise TypeError inside map_buffer, and others raise
+        # IndexError or struct.error. Whatever a decoder raises, the file is unusable.
+        reason = str(err) if isinstance(err, OSError) else f"{type(err).__name__}: {err}"
+        reason = " ".join(reason.split())  # one line, whatever the message held
+        raise BadImageError(f"{name}: unreadable or truncated image ({reason})") from None
 
 
 def decode_uint8(source: str | Path | bytes, prep: Preprocessing) -> np.ndarray:
