@@ -10,6 +10,7 @@ import base64
 import http.client
 import io
 import json
+import socket
 import struct
 import subprocess
 import sys
@@ -190,6 +191,38 @@ def test_upload_limit_holds_without_content_length(server: Server) -> None:
     response = conn.getresponse()
     assert response.status == 413
     conn.close()
+
+
+@pytest.mark.parametrize("declared_mb", [100, 20])
+def test_a_refused_upload_is_answered_at_once_and_the_answer_survives(
+    server: Server, declared_mb: int
+) -> None:
+    """A client still sending an over-limit body reads the 413, however long it waits to read.
+
+    Closed at once with the body unread, the connection was reset by the kernel and the client
+    often lost the answer (CI saw ``b""``); a body declared under 64 MB was drained until the
+    60 s deadline before any answer. Now: 413 at once, then a lingering close.
+    """
+    parsed = urllib.parse.urlsplit(server.url)
+    sock = socket.create_connection((parsed.hostname, parsed.port), timeout=10)
+    head = (
+        "POST /api/predict HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"Content-Type: application/octet-stream\r\nContent-Length: {declared_mb * MB}\r\n\r\n"
+    ).encode()
+    start = time.monotonic()
+    sock.sendall(head + b"\x00" * (256 * 1024))  # more than the server reads before answering
+    time.sleep(1.0)  # the server has answered and closed its side by now
+    answer = b""
+    try:
+        while chunk := sock.recv(65536):
+            answer += chunk
+    except OSError as exc:
+        pytest.fail(f"{exc!r} after reading {answer[:60]!r}")
+    finally:
+        sock.close()
+    assert answer.startswith(b"HTTP/1.1 413 "), answer[:200]
+    assert b"over the 10 MB limit" in answer
+    assert time.monotonic() - start < 5  # answered at once, not at the body's deadline
 
 
 def test_no_request_reaches_files_outside_the_run(server: Server) -> None:

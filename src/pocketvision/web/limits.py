@@ -1,9 +1,14 @@
 """What keeps slow and oversized clients from holding ``pocketvision serve``.
 
-- The upload limit holds while the body streams in: over it, 413 (declared by Content-Length:
-  before any of the body is read). Nothing buffers the body here; the multipart parser spools
-  a file part over 1 MB to a temporary file, so a client mid-upload costs about 1 MB of memory,
-  not the size of its upload.
+- The upload limit holds while the body streams in: over it, 413 at once (declared by
+  Content-Length: before any of the body is read). Nothing buffers the body here; the multipart
+  parser spools a file part over 1 MB to a temporary file, so a client mid-upload costs about
+  1 MB of memory, not the size of its upload.
+- A connection closed while its client is still sending a body (413, 408) closes lingering, as
+  nginx and Apache do: our side is shut down after the answer, and what the client still sends
+  is read and dropped for up to LINGER_SECONDS. Closed at once, the unread bytes make the kernel
+  answer with a reset, which can destroy the 413 before the client reads it (CI saw exactly that:
+  a client uploading 100 MB got ``b""``).
 - Time limits (``timeout`` seconds each, 60 by default): for a request's headers, counted from
   the connection's start or the previous response (uvicorn has none: a client trickling header
   lines kept its connection forever), and again for its body (408, then the connection closes).
@@ -32,9 +37,9 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 #: Room for the multipart envelope and the small form fields around the file.
 BODY_OVERHEAD = 64 * 1024
-#: An over-limit body is read (and dropped) up to this size so the client can read the 413;
-#: past it the connection is closed.
-DRAIN_LIMIT = 64 * 1024 * 1024
+#: Seconds a connection closed mid-upload keeps reading (and dropping) what its client still
+#: sends, so the client can read the answer before the connection goes.
+LINGER_SECONDS = 5.0
 #: Seconds a client has for a request's headers, and again for its body.
 REQUEST_TIMEOUT = 60.0
 #: Connections at once; uvicorn answers 503 to more.
@@ -56,9 +61,9 @@ class BodyLimit:
     """ASGI middleware: the upload limit and the body's deadline, enforced as the body streams.
 
     A Content-Length over ``max_bytes`` gets 413 before the body is read. Otherwise the app's
-    reads pass through a counter: past ``max_bytes`` the rest is drained (up to DRAIN_LIMIT and
-    until the deadline, so the client can read the answer) and the read raises 413; a body
-    still incomplete ``timeout`` seconds after its headers raises 408. Both close the connection.
+    reads pass through a counter: past ``max_bytes`` the read raises 413; a body still
+    incomplete ``timeout`` seconds after its headers raises 408. Both close the connection, and
+    the protocol (H11WithHeaderTimeout) lingers over the rest of the body.
     """
 
     def __init__(self, app: ASGIApp, max_bytes: int, timeout: float = REQUEST_TIMEOUT) -> None:
@@ -72,7 +77,6 @@ class BodyLimit:
             return
         declared = dict(scope.get("headers", [])).get(b"content-length", b"").decode("latin-1")
         if declared.isdigit() and int(declared) > self.max_bytes:
-            await self.refuse(int(declared), receive)
             await JSONResponse({"detail": too_large(int(declared))}, 413, CLOSE)(
                 scope, receive, send
             )
@@ -91,52 +95,82 @@ class BodyLimit:
             message = await next_message()
             total += len(message.get("body", b""))
             if total > self.max_bytes:
-                more = message.get("more_body", False)
-                # drain what comes before the deadline, so the client can read the 413
-                with anyio.move_on_after(max(deadline - anyio.current_time(), 0)):
-                    while more and total <= DRAIN_LIMIT:
-                        message = await receive()
-                        total += len(message.get("body", b""))
-                        more = message.get("more_body", False)
                 raise HTTPException(413, too_large(total), CLOSE)
             return message
 
         await self.app(scope, limited, send)
 
-    async def refuse(self, declared: int, receive: Receive) -> None:
-        """Drain a body declared over the limit (up to DRAIN_LIMIT, within the deadline)."""
-        if declared > DRAIN_LIMIT:
-            return
-        with anyio.move_on_after(self.timeout):
-            more = True
-            while more:
-                message = await receive()
-                more = message.get("more_body", False) and message["type"] == "http.request"
+
+class _LingeringTransport:
+    """The transport as uvicorn's request cycle sees it: ``close()`` closes lingering.
+
+    uvicorn closes the connection itself after a ``Connection: close`` answer; this is the one
+    place that close passes through. Everything else goes to the real transport.
+    """
+
+    def __init__(self, transport: asyncio.Transport, protocol: H11WithHeaderTimeout) -> None:
+        self._transport = transport
+        self._protocol = protocol
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+    def is_closing(self) -> bool:
+        return self._protocol.lingering or self._transport.is_closing()
+
+    def close(self) -> None:
+        self._protocol.close_lingering()
 
 
 class H11WithHeaderTimeout(H11Protocol):
-    """uvicorn's h11 protocol, closing a connection whose request headers take too long.
+    """uvicorn's h11 protocol, with a deadline for request headers and a lingering close.
 
-    The clock starts when the connection opens and again after each response; when it runs
-    out and the client has not finished a request's headers (h11 still waits in IDLE for the
-    request line and headers; SEND_BODY or DONE mean they arrived), the connection is closed.
-    Keep-alive idling stays uvicorn's (``timeout_keep_alive``, 5 s).
+    Headers: the clock starts when the connection opens and again after each response; when it
+    runs out and the client has not finished a request's headers (h11 still waits in IDLE for
+    the request line and headers; SEND_BODY or DONE mean they arrived), the connection is
+    closed. Keep-alive idling stays uvicorn's (``timeout_keep_alive``, 5 s).
+
+    Lingering: a close while the client is still sending its body (h11's SEND_BODY: the 413 or
+    408 went out before the body was read) shuts down our side only, drops what still arrives,
+    and closes when the client does or after ``linger_seconds``.
     """
 
     header_timeout = REQUEST_TIMEOUT
+    linger_seconds = LINGER_SECONDS
+    lingering = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        self._raw_transport = transport
+        self._linger_timer: asyncio.TimerHandle | None = None
+        self.transport = _LingeringTransport(transport, self)  # type: ignore[assignment]
         self._arm_header_timer()
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
         self._arm_header_timer()
 
+    def data_received(self, data: bytes) -> None:
+        if not self.lingering:  # while lingering, what the client still sends is dropped
+            super().data_received(data)
+
     def connection_lost(self, exc: Exception | None) -> None:
-        if self._header_timer is not None:
-            self._header_timer.cancel()
+        for timer in (self._header_timer, self._linger_timer):
+            if timer is not None:
+                timer.cancel()
         super().connection_lost(exc)
+
+    def close_lingering(self) -> None:
+        raw = self._raw_transport
+        if self.lingering or raw.is_closing():
+            return
+        if self.conn.their_state is not h11.SEND_BODY or not raw.can_write_eof():
+            raw.close()
+            return
+        self.lingering = True
+        raw.write_eof()  # after what is buffered (the answer) is sent
+        raw.resume_reading()  # uvicorn may have paused it while the app was busy
+        self._linger_timer = self.loop.call_later(self.linger_seconds, raw.close)
 
     def _arm_header_timer(self) -> None:
         previous = getattr(self, "_header_timer", None)
