@@ -36,7 +36,9 @@ RANK: dict[str, float] = {
     "models": 2.5,
     "__init__": 2.7,  # the package's lazy create_model / list_models / model_info
     "rundir": 3,
+    "mobile": 3,  # the mobile form of a model (exporters and QAT convert it)
     "data": 3,
+    "quantize": 3.5,  # PT2E int8: the LiteRT export and quantisation-aware training share it
     "train": 4,
     "evaluate": 4,
     "export": 4,

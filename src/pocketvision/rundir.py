@@ -9,6 +9,7 @@ Layout of ``runs/NAME/``::
     config.json           the TrainConfig that produced the run
     checkpoints/best.safetensors   model weights only (EMA weights when EMA is on)
     checkpoints/last.pt   full training state for --resume (loaded with weights_only=True)
+    checkpoints/qat.safetensors   a `train --qat` run's fake-quantised graph (pocketvision.quantize)
     metrics.jsonl, metrics.csv, summary.json, bad_files.txt
     export/               what ``pocketvision export`` writes
 
@@ -38,6 +39,7 @@ CONFIG = "config.json"
 SUMMARY = "summary.json"
 BEST = "checkpoints/best.safetensors"
 LAST = "checkpoints/last.pt"
+QAT_STATE = "checkpoints/qat.safetensors"
 METRICS_JSONL = "metrics.jsonl"
 METRICS_CSV = "metrics.csv"
 BAD_FILES = "bad_files.txt"
@@ -115,8 +117,13 @@ def read_summary(run_dir: str | Path) -> dict[str, Any] | None:
 
 
 def save_weights(model: nn.Module, path: Path) -> None:
-    """Save a state dict as safetensors, atomically."""
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    """Save a model's state dict as safetensors, atomically."""
+    save_tensors(model.state_dict(), path)
+
+
+def save_tensors(tensors: dict[str, Any], path: Path) -> None:
+    """Save named tensors as safetensors, atomically."""
+    state = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     save_file(state, str(tmp))
@@ -222,3 +229,14 @@ def load_weights(model: nn.Module, path: Path) -> None:
             f"{path}: checkpoint does not fit model {type(model).__name__} ({first}); "
             "check that model.json beside it names the model and widths it was trained with"
         ) from None
+
+
+def read_qat_state(run_dir: str | Path) -> dict[str, Any] | None:
+    """The state dict of a `train --qat` run's quantisation-aware graph; None for other runs."""
+    path = Path(run_dir) / QAT_STATE
+    if not path.exists():
+        return None
+    try:
+        return dict(load_file(str(path)))
+    except (SafetensorError, OSError, ValueError) as err:
+        raise PocketvisionError(f"{path}: corrupt checkpoint ({err})") from None

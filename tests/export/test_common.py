@@ -17,7 +17,8 @@ from pocketvision.cli import main
 from pocketvision.errors import PocketvisionError
 from pocketvision.export import export_run, format_table
 from pocketvision.export.api import build_context, parse_list
-from pocketvision.export.common import ExportContext, _fixed_pool, mobile_form
+from pocketvision.export.common import ExportContext
+from pocketvision.mobile import _fixed_pool, mobile_form
 from pocketvision.preprocess import Preprocessing
 from pocketvision.rundir import BEST, LoadedRun, ModelSpec
 

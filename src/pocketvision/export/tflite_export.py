@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from pocketvision import quantize as pt2e
 from pocketvision.export.common import (
     ExportContext,
     ExportResult,
@@ -38,11 +39,11 @@ from pocketvision.export.common import (
     require,
     score,
 )
+from pocketvision.mobile import INPUT_NAME, ChannelsLast
+from pocketvision.rundir import read_qat_state
 from pocketvision.timing import median_latency_ms
 
 SIGNATURE = "serving_default"
-INPUT_NAME = "image"
-OUTPUT_NAME = "logits"
 # precision -> file name
 FILES = {
     "fp32": "model_fp32.tflite",
@@ -50,17 +51,6 @@ FILES = {
     "int8_dynamic": "model_int8_dynamic.tflite",
     "int8": "model_int8.tflite",
 }
-
-
-class ChannelsLast(nn.Module):
-    """Takes NHWC (what a Bitmap gives), returns named logits."""
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {OUTPUT_NAME: self.model(image.permute(0, 3, 1, 2))}  # (N, H, W, C) -> NCHW
 
 
 def _litert_torch() -> Any:
@@ -119,37 +109,28 @@ def quantize(fp32: bytes, precision: str) -> bytes:
 
 def convert_int8(model: nn.Module, example: torch.Tensor, calibration: np.ndarray) -> bytes:
     """Full int8 (weights per channel, activations per tensor, int8 input and output) by
-    PT2E quantization in PyTorch, calibrated on ``calibration`` (normalised NCHW float32
-    training images), then converted.
+    PT2E quantization in PyTorch (:mod:`pocketvision.quantize`), calibrated on
+    ``calibration`` (normalised NCHW float32 training images), then converted.
 
     ai-edge-quantizer's static recipe on the fp32 flatbuffer was measured to lose 3-7
     accuracy points on a Fashion-MNIST LeNet with 200 calibration images; this path lost none.
     """
-    litert_torch = _litert_torch()
-    from litert_torch.quantize.pt2e_quantizer import (
-        PT2EQuantizer,
-        get_symmetric_quantization_config,
-    )
-    from litert_torch.quantize.quant_config import QuantConfig
-    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
-
     example = _nhwc_example(example)
-    quantizer = PT2EQuantizer().set_global(
-        get_symmetric_quantization_config(is_per_channel=True, is_dynamic=False)
-    )
     with torch.no_grad():
-        graph = torch.export.export(ChannelsLast(model).eval(), (), {INPUT_NAME: example}).module()
-        prepared = prepare_pt2e(graph, quantizer)
+        prepared = pt2e.prepare_ptq(model, example)
         for image in nhwc(np.asarray(calibration, np.float32)):
             prepared(**{INPUT_NAME: torch.from_numpy(image[None])})
-        quantized = convert_pt2e(prepared, fold_quantize=False)
-    edge = litert_torch.convert(
-        quantized,
-        sample_args=(),
-        sample_kwargs={INPUT_NAME: example},
-        quant_config=QuantConfig(pt2e_quantizer=quantizer),
-    )
-    return bytes(edge.model_content())
+        return pt2e.lower_int8(pt2e.convert(prepared), example)
+
+
+def convert_qat_int8(
+    model: nn.Module, example: torch.Tensor, state: dict[str, torch.Tensor]
+) -> bytes:
+    """Full int8 from a `train --qat` run: its trained fake-quantised graph, converted (no
+    calibration: the graph's ranges were learned). ``model`` is the run's model as loaded."""
+    with torch.no_grad():
+        prepared = pt2e.load_qat(model, tuple(example.shape[1:]), state)
+        return pt2e.lower_int8(pt2e.convert(prepared), _nhwc_example(example))
 
 
 _LAYER = re.compile(r"^[\w.]+?_(\w+)$")  # "pkg.mod.Class_attr" -> "attr"
@@ -316,6 +297,7 @@ def export(ctx: ExportContext, precisions: Sequence[str]) -> list[ExportResult]:
     if "int8" in precisions:
         wanted += ["int8_dynamic", "int8"]
     started = time.perf_counter()
+    qat = read_qat_state(ctx.run.path) if "int8" in wanted else None
     try:
         require("tflite")
         fp32 = convert_fp32(ctx.model, ctx.example())
@@ -327,7 +309,11 @@ def export(ctx: ExportContext, precisions: Sequence[str]) -> list[ExportResult]:
         path = folder / FILES[precision]
         entry = ExportResult("tflite", precision, path=str(path.relative_to(ctx.out)))
         try:
-            data = convert(ctx.model, ctx.example(), precision, ctx.verify.calibration, fp32)
+            if precision == "int8" and qat is not None:
+                data = convert_qat_int8(ctx.run.model, ctx.example(), qat)
+                entry.notes.append("from the quantisation-aware training (no calibration)")
+            else:
+                data = convert(ctx.model, ctx.example(), precision, ctx.verify.calibration, fp32)
             path.write_bytes(finish(data, ctx.labels))
             entry.size_bytes = file_size(path)
             for key, value in check(ctx, path).items():

@@ -102,6 +102,11 @@ class TrainConfig:
     embeddings: bool | None = None
     # fixed augmented copies of each training image to embed (--augment's preset, --seed)
     embed_augment: int = 0
+    # --- quantisation-aware training (train/qat.py) ---
+    # fine-tune this trained run with int8 fake quantisation; writes RUN-qat (or --out)
+    qat: str | None = None
+    # passes over the training split under fake quantisation
+    qat_epochs: int = 2
     # --- run ---
     # run directory; None: runs/MODEL-DATA (numbered if taken)
     out: str | None = None
@@ -192,6 +197,13 @@ def validate(config: TrainConfig) -> None:
         (
             not (config.pretrained and config.init),
             "--pretrained and --init both give the starting weights: pass one of them",
+        ),
+        (config.qat_epochs >= 1, "--qat-epochs must be >= 1"),
+        (
+            not config.qat
+            or not (config.resume or config.pretrained or config.init or config.freeze_backbone),
+            "--qat fine-tunes a trained run as it is: drop --resume, --pretrained, --init and "
+            "--freeze-backbone",
         ),
         (
             not config.resume or bool(config.out),

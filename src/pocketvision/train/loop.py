@@ -436,6 +436,13 @@ def train(
         PocketvisionError: Bad data, unknown model, corrupt --init or --resume checkpoint.
     """
     validate(config)
+    if config.qat:
+        from pocketvision.train.qat import train_qat
+
+        summary = train_qat(config)
+        if not config.quiet:
+            print_summary(summary)
+        return summary
     device_pre = resolve_device(config.device)
     d = distributed.setup(device_pre)
     device = resolve_device(config.device, d.local_rank)

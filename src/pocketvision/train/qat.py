@@ -1,0 +1,282 @@
+"""Quantisation-aware training: ``pocketvision train --qat RUN [--qat-epochs N]``.
+
+Fine-tunes a trained run with fake quantisation in the graph the int8 LiteRT export converts
+(:mod:`pocketvision.quantize`: the same quantizer, the same NHWC graph of the model's mobile
+form), so what is trained is what is shipped. The result is a new run folder (``RUN-qat`` by
+default) that every command reads as usual: ``best.safetensors`` holds the fine-tuned fp32
+weights, ``checkpoints/qat.safetensors`` the fake-quantised graph (weights, batch-norm
+statistics and learned ranges), from which ``pocketvision export`` writes the int8 .tflite
+without calibration.
+
+Recipe (Jacob et al. 2018, and PyTorch's QAT tutorials): the source run's data, augmentation,
+label smoothing and weight decay; SGD with Nesterov momentum at 1 % of the source's peak rate
+(``--lr`` sets it), annealed to zero by a cosine over ``--qat-epochs`` (default 2); the
+activation ranges are frozen for the last epoch, so the weights settle on fixed ranges.
+Validation accuracy is that of the fake-quantised graph, the number the int8 file will have.
+
+A killed QAT run leaves its folder without a summary; run the same command again (QAT is a
+short fine-tune, it starts over).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from pocketvision import quantize
+from pocketvision.console import captured
+from pocketvision.data import ImageSet
+from pocketvision.data.augment import PRESETS
+from pocketvision.environment import environment, resolve_device
+from pocketvision.errors import PocketvisionError
+from pocketvision.files import write_atomic, write_json
+from pocketvision.rundir import (
+    BEST,
+    CONFIG,
+    METRICS_JSONL,
+    QAT_STATE,
+    SUMMARY,
+    LoadedRun,
+    free_run_dir,
+    is_run_dir,
+    load_run,
+    save_tensors,
+    write_run_files,
+)
+from pocketvision.train.config import TrainConfig, resolve
+from pocketvision.train.progress import Progress
+
+#: The QAT peak learning rate as a share of the source run's.
+LR_SHARE = 0.01
+
+
+def _source(config: TrainConfig) -> tuple[LoadedRun, TrainConfig]:
+    assert config.qat is not None
+    path = Path(config.qat).expanduser()
+    if not is_run_dir(path):
+        raise PocketvisionError(f"--qat {path}: not a pocketvision run folder (no model.json)")
+    run = load_run(path)
+    if run.config is None:
+        raise PocketvisionError(f"--qat {path}: {CONFIG} missing (the data to fine-tune on)")
+    source = resolve(TrainConfig.from_dict(run.config))
+    return run, source
+
+
+def _quantisable(run: LoadedRun) -> Any:
+    """The QAT graph of the run's model, after checking that it lowers to an int8 file."""
+    try:
+        import litert_torch  # noqa: F401
+    except ImportError:
+        raise PocketvisionError(
+            "--qat trains for the int8 LiteRT file and needs litert-torch: "
+            "pip install 'pocketvision[tflite]'"
+        ) from None
+    size = run.preprocessing.input_size
+    step = "prepare"
+    try:
+        prepared = quantize.prepare_qat(run.model, size)
+        step = "convert"
+        probe = quantize.prepare_qat(run.model, size)  # converting consumes the graph
+        quantize.lower_int8(quantize.convert(probe), quantize.nhwc_example(size))
+    except PocketvisionError:
+        raise
+    except Exception as err:
+        text = " ".join(str(err).split())[:200] or type(err).__name__
+        ops = re.findall(r"aten(?:\.|::)([A-Za-z_0-9]+)", str(err))
+        which = f"op {ops[0]}" if ops else "the model"
+        raise PocketvisionError(
+            f"--qat {run.path}: {which} of {run.spec.name} cannot be quantised to int8 "
+            f"({step} failed: {type(err).__name__}: {text})"
+        ) from None
+    return prepared
+
+
+def _out(config: TrainConfig, source: Path) -> Path:
+    if config.out:
+        out = Path(config.out).expanduser()
+        if is_run_dir(out) and (out / SUMMARY).exists():
+            raise PocketvisionError(f"{out}: already holds a run; choose another --out")
+        return out
+    return free_run_dir(source.parent / f"{source.name}-qat")
+
+
+def _nhwc(x: torch.Tensor) -> torch.Tensor:
+    return x.permute(0, 2, 3, 1)
+
+
+@torch.no_grad()
+def _accuracy(
+    graph: Any, images: ImageSet, mean: torch.Tensor, std: torch.Tensor, batch: int
+) -> float:
+    """Top-1 of the fake-quantised graph (eval mode) on a split."""
+    graph.eval()
+    correct = 0
+    for start in range(0, len(images), batch):
+        x = images.images[start : start + batch].float().div_(255)
+        logits = graph(_nhwc((x - mean) / std))
+        correct += int((logits.argmax(1) == images.labels[start : start + batch]).sum())
+    return correct / max(1, len(images))
+
+
+def train_qat(config: TrainConfig) -> dict[str, Any]:
+    """Fine-tune the run ``config.qat`` with fake quantisation; return the new run's summary.
+
+    Raises:
+        PocketvisionError: ``config.qat`` is no run, its model cannot be quantised (naming
+            the op), its data is gone, or ``--out`` holds another run.
+    """
+    from pocketvision.train.loop import _augmented, _load_splits, _normalizer
+
+    started = time.perf_counter()
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    run, source = _source(config)
+    if run.spec.name.startswith("mobileone"):
+        raise PocketvisionError(
+            f"--qat {run.path}: {run.spec.name} trains in its multi-branch form and ships "
+            "folded; a run folder cannot hold folded weights yet, so QAT is not offered for it"
+        )
+    out = _out(config, run.path)
+    device = resolve_device(config.device)
+    progress = Progress(enabled=not config.quiet)
+    progress.print(f"qat: {run.path} ({run.spec.name}) -> {out}; checking int8 conversion")
+    with captured():  # torch.export, torchao and litert-torch warn and log as they go
+        graph = _quantisable(run)
+    splits, _ = _load_splits(source)
+    if splits.classes != run.labels:
+        raise PocketvisionError(
+            f"--qat {run.path}: its data {source.data} now has classes {splits.classes[:5]}..., "
+            f"the run was trained on {run.labels[:5]}..."
+        )
+    prep = run.preprocessing
+    mean, std = _normalizer(prep, torch.device("cpu"))
+    lr = config.lr if config.lr is not None else LR_SHARE * float(source.lr or 0.1)
+    decay = [p for p in graph.parameters() if p.ndim > 1]  # no decay on norms and biases
+    rest = [p for p in graph.parameters() if p.ndim <= 1]
+    assert source.weight_decay is not None
+    groups: list[dict[str, Any]] = [
+        {"params": decay, "weight_decay": source.weight_decay},
+        {"params": rest, "weight_decay": 0.0},
+    ]
+    optimizer = torch.optim.SGD(
+        groups,
+        lr=lr,
+        momentum=0.9,
+        nesterov=True,
+    )
+    batch = min(config.batch_size, len(splits.train))
+    steps = max(1, len(splits.train) // batch)
+    total = steps * config.qat_epochs
+    preset = PRESETS[source.augment]
+    out.mkdir(parents=True, exist_ok=True)
+    write_run_files(out, run.spec, run.labels, prep)
+    recorded = {
+        **(run.config or {}),
+        "qat": str(run.path),
+        "qat_epochs": config.qat_epochs,
+        "out": str(out),
+        "lr": lr,
+        "batch_size": batch,
+    }
+    write_json(out / CONFIG, recorded)
+    fp32_val = _accuracy_fp32(run, splits.val, mean, std, config.eval_batch_size)
+    before = _accuracy(graph, splits.val, mean, std, config.eval_batch_size)
+    progress.print(
+        f"qat: val {100 * fp32_val:.2f}% fp32, {100 * before:.2f}% fake-quantised before "
+        f"training; {config.qat_epochs} epochs at lr {lr:.1e}"
+    )
+    history: list[dict[str, Any]] = []
+    lines = []
+    step_index = 0
+    for epoch in range(config.qat_epochs):
+        t0 = time.perf_counter()
+        if epoch == config.qat_epochs - 1 and config.qat_epochs > 1:
+            from torchao.quantization.pt2e import disable_observer
+
+            graph.graph.apply(disable_observer)  # the last epoch trains on fixed ranges
+        graph.train()
+        gen = torch.Generator().manual_seed(config.seed * 1000 + epoch)
+        order = torch.randperm(len(splits.train), generator=gen)
+        loss_sum, correct, seen = 0.0, 0, 0
+        progress.start_epoch(epoch, config.qat_epochs, steps, 0)
+        for step in range(steps):
+            index = order[step * batch : (step + 1) * batch]
+            x = _augmented(splits.train.images[index], preset, gen, bool(source.hflip), mean, std)
+            y = splits.train.labels[index]
+            for group in optimizer.param_groups:
+                group["lr"] = lr * 0.5 * (1 + math.cos(math.pi * step_index / total))
+            logits = graph(_nhwc(x.to(device)))
+            loss = F.cross_entropy(logits, y.to(device), label_smoothing=source.label_smoothing)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            step_index += 1
+            loss_sum += float(loss.detach()) * len(y)
+            correct += int((logits.argmax(1) == y).sum())
+            seen += len(y)
+            progress.advance(loss_sum / seen, seen / (time.perf_counter() - t0), step + 1)
+        val = _accuracy(graph, splits.val, mean, std, config.eval_batch_size)
+        row = {
+            "epoch": epoch + 1,
+            "train_loss": round(loss_sum / seen, 5),
+            "train_accuracy": round(correct / seen, 5),
+            "val_accuracy": round(val, 5),
+            "lr": optimizer.param_groups[0]["lr"],
+            "images_per_s": round(seen / (time.perf_counter() - t0), 1),
+            "seconds": round(time.perf_counter() - t0, 2),
+        }
+        history.append(row)
+        lines.append(json.dumps(row) + "\n")
+        write_atomic(out / METRICS_JSONL, "".join(lines))
+        progress.end_epoch(row, improved=False)
+    graph.eval()
+    save_tensors(quantize.fp32_weights(graph, run.model), out / BEST)
+    save_tensors(quantize.qat_state(graph), out / QAT_STATE)
+    test = None
+    if splits.test is not None and len(splits.test):
+        test = _accuracy(graph, splits.test, mean, std, config.eval_batch_size)
+    summary = {
+        "run_dir": str(out),
+        "model": run.spec.name,
+        "data": source.data,
+        "qat_of": str(run.path),
+        "qat_epochs": config.qat_epochs,
+        "classes": len(run.labels),
+        "num_train": len(splits.train),
+        "num_val": len(splits.val),
+        "num_test": len(splits.test) if splits.test is not None else 0,
+        "num_bad_files": len(splits.bad_files),
+        "fp32_val_accuracy": round(fp32_val, 5),
+        "fake_quant_val_accuracy_before": round(before, 5),
+        "best_val_accuracy": history[-1]["val_accuracy"],
+        "best_epoch": config.qat_epochs,
+        "test_accuracy": None if test is None else round(test, 5),
+        "epochs": config.qat_epochs,
+        "stopped_early": False,
+        "seconds": round(time.perf_counter() - started, 2),
+        "images_per_s": round(sum(r["images_per_s"] for r in history) / len(history), 1),
+        "params": sum(p.numel() for p in run.model.parameters()),
+        "device": str(device),
+        "world_size": 1,
+        "environment": environment(),
+    }
+    write_json(out / SUMMARY, summary)
+    return summary
+
+
+@torch.no_grad()
+def _accuracy_fp32(
+    run: LoadedRun, images: ImageSet, mean: torch.Tensor, std: torch.Tensor, batch: int
+) -> float:
+    correct = 0
+    for start in range(0, len(images), batch):
+        x = (images.images[start : start + batch].float().div_(255) - mean) / std
+        correct += int((run.model(x).argmax(1) == images.labels[start : start + batch]).sum())
+    return correct / max(1, len(images))
