@@ -1,7 +1,8 @@
 """The package's dependency picture runs one way (README "Architecture"):
 
     errors -> files, timing, environment, preprocess, scratch -> layers, registry -> models
-    -> rundir, data -> train | evaluate | export -> profile -> zoo -> web, demo -> cli
+    -> rundir, data, mobile -> quantize -> train | evaluate | export -> profile -> zoo -> web,
+    demo -> cli
 
 Every ``import`` of a pocketvision module, at module level or inside a function, is read from
 the source with ``ast`` and held to that order: an area may import its own modules and any

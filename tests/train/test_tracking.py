@@ -95,3 +95,54 @@ def test_any_tracking_uri_and_a_bad_log_name(
     assert len(runs) == 1 and "val_accuracy" in runs[0].data.metrics
     assert main([*argv[:-4], "--log", "wandb"]) == 2
     assert "--log wandb: use tensorboard or mlflow" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_killed_run_resumed_continues_its_mlflow_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """kill -9 inside epoch 2, then --resume: one MLflow run, FINISHED, each epoch's metrics
+    at its step with the values metrics.jsonl holds, the params logged once."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import torch
+    from mlflow.tracking import MlflowClient
+
+    out, store = tmp_path / "run", (tmp_path / "mlruns").as_uri()
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # for this test's own client
+    argv = [sys.executable, "-m", "pocketvision", "train", "--data", "digits", "--model", "lenet5",
+            "--epochs", "3", "--batch-size", "16", "--train-limit", "480", "--threads", "1",
+            "--quiet", "--checkpoint-steps", "5", "--checkpoint-seconds", "1e9", "--out", str(out),
+            "--log", "mlflow", "--tracking-uri", store]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    last = out / "checkpoints" / "last.pt"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if last.exists() and (out / "metrics.jsonl").exists():
+            state = torch.load(last, weights_only=True)
+            if state["state"]["epoch"] >= 1 and state["state"]["step"] > 0:
+                break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run finished before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    client = MlflowClient(tracking_uri=store)
+    experiment = client.get_experiment_by_name("pocketvision").experiment_id
+    (killed,) = client.search_runs([experiment])
+    assert killed.info.status == "RUNNING"  # nobody told MLflow: the process died
+    resumed = subprocess.run([*argv, "--resume"], env=env, capture_output=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr.decode()
+    runs = client.search_runs([experiment])
+    assert [r.info.run_id for r in runs] == [killed.info.run_id]  # the same run, continued
+    assert runs[0].info.status == "FINISHED"
+    history = _history(out)
+    assert [r["epoch"] for r in history] == [1, 2, 3]
+    logged = client.get_metric_history(killed.info.run_id, "val_accuracy")
+    by_step = {m.step: m.value for m in sorted(logged, key=lambda m: m.timestamp)}
+    assert by_step == {r["epoch"]: pytest.approx(r["val_accuracy"]) for r in history}
+    assert runs[0].data.params["epochs"] == "3" and runs[0].data.params["log"] == "mlflow"
