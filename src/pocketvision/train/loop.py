@@ -9,7 +9,6 @@ any step replays exactly the batches the uninterrupted run would have seen.
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import math
 import time
@@ -270,47 +269,100 @@ def _flush(
     sums["correct"] += correct
 
 
+@dataclass
+class Session:
+    """A training run as its phases share it: built by :func:`_set_up`, read by each epoch."""
+
+    config: TrainConfig
+    d: distributed.Dist
+    device: torch.device
+    out: Path
+    splits: DataSplits
+    prep: Preprocessing
+    spec: ModelSpec
+    model: nn.Module  # the model being trained (unwrapped)
+    optimizer: torch.optim.Optimizer
+    state: State
+    ema: EMA | None = None
+    scaler: torch.amp.GradScaler | None = None
+    amp_dtype: torch.dtype | None = None
+    channels_last: bool = False
+    weight: torch.Tensor | None = None  # class weights of the loss
+    net: nn.Module | None = None  # what a step runs: DDP(model), model, or the head alone
+    progress: Progress = field(default_factory=lambda: Progress(enabled=False))
+    tracking: Tracking | None = None
+    # what the summary adds: --init counts, the published weights, data timing and inspection
+    record: dict[str, Any] = field(default_factory=dict)
+    # the step plan (set by _plan_steps)
+    embedded: embeddings.Embedded | None = None
+    eval_head: nn.Module | None = None
+    best_head: dict[str, torch.Tensor] | None = None  # the best epoch's head, not yet on disk
+    sampler: Sampler[int] | None = None
+    train_images: torch.Tensor | None = None
+    train_labels: torch.Tensor | None = None
+    mean: torch.Tensor | None = None  # the normalisation, on the device
+    std: torch.Tensor | None = None
+    per_rank: int = 1
+    steps_per_epoch: int = 1
+    last_checkpoint: float = 0.0
+    stopped_early: bool = False
+
+    @property
+    def eval_model(self) -> nn.Module:
+        """What is scored and saved: the EMA weights with --ema, else the model."""
+        return self.ema.module if self.ema is not None else self.model
+
+    def score(self, model: nn.Module, images: ImageSet) -> tuple[float, float]:
+        """(loss, accuracy): val and test scored alike, in the memory format and precision
+        training ran in."""
+        return evaluate_set(
+            model, images, self.prep, self.device, self.config.eval_batch_size,
+            self.channels_last, self.amp_dtype,
+        )  # fmt: skip
+
+    def checkpoint(self) -> None:
+        if self.d.main:
+            snapshot = _snapshot(
+                self.config, self.model, self.optimizer, self.ema, self.scaler, self.state
+            )
+            save_state(self.out / LAST, snapshot)
+        self.last_checkpoint = time.monotonic()
+
+
 def _step(
-    net: nn.Module,
-    model: nn.Module,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    num_classes: int,
-    preset: AugmentPreset,
-    gen: torch.Generator,
-    config: TrainConfig,
-    optimizer: torch.optim.Optimizer,
-    scaler: torch.amp.GradScaler | None,
-    channels_last: bool,
-    amp_dtype: torch.dtype | None,
-    device: torch.device,
-    weight: torch.Tensor | None,
+    s: Session, x: torch.Tensor, y: torch.Tensor, gen: torch.Generator
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """One optimiser step on a normalised batch; returns (detached loss, logits)."""
+    """One optimiser step on a normalised batch; returns (detached loss, logits).
+
+    A head on embeddings steps without mixing, in its own memory format, in full precision.
+    """
+    config, device, on_head = s.config, s.device, s.embedded is not None
+    num_classes = len(s.splits.classes)
     eps = config.label_smoothing
     targets = torch.full((len(y), num_classes), eps / num_classes, device=device)
     targets.scatter_(1, y[:, None], 1 - eps + eps / num_classes)
-    x, targets = mix_batch(x, targets, preset, gen)
-    if channels_last:
+    x, targets = mix_batch(x, targets, PRESETS["none" if on_head else config.augment], gen)
+    if s.channels_last and not on_head:
         x = x.contiguous(memory_format=torch.channels_last)
-    with _autocast(device, amp_dtype):
-        logits = net(x)
-    loss = soft_target_loss(logits, targets, weight)
-    optimizer.zero_grad(set_to_none=True)
-    if scaler is not None:
-        scaler.scale(loss).backward()
-        scaler.unscale_(optimizer)
+    assert s.net is not None
+    with _autocast(device, None if on_head else s.amp_dtype):
+        logits = s.net(x)
+    loss = soft_target_loss(logits, targets, s.weight)
+    s.optimizer.zero_grad(set_to_none=True)
+    if s.scaler is not None:
+        s.scaler.scale(loss).backward()
+        s.scaler.unscale_(s.optimizer)
     else:
         loss.backward()
     if config.grad_clip > 0:
         nn.utils.clip_grad_norm_(
-            [p for p in model.parameters() if p.requires_grad], config.grad_clip
+            [p for p in s.model.parameters() if p.requires_grad], config.grad_clip
         )
-    if scaler is not None:
-        scaler.step(optimizer)
-        scaler.update()
+    if s.scaler is not None:
+        s.scaler.step(s.optimizer)
+        s.scaler.update()
     else:
-        optimizer.step()
+        s.optimizer.step()
     return loss.detach(), logits.detach()
 
 
@@ -462,284 +514,340 @@ def train(
         distributed.teardown(d)
 
 
-def _train(
-    config: TrainConfig,
-    d: distributed.Dist,
-    device: torch.device,
-    on_epoch: Callable[[int, dict[str, float]], None] | None = None,
-) -> dict[str, Any]:
+def _resolve_run(
+    config: TrainConfig, d: distributed.Dist
+) -> tuple[TrainConfig, Path, dict[str, Any] | None]:
+    """(resolved config, run folder, last.pt state when resuming). A resumed run's recorded
+    config wins; only where and how loudly to run may change."""
     out = _out_dir(config)
     resumed = _prepare_run_dir(out, config)
     if resumed is not None:
-        # the recorded (resolved) config wins; only where and how loudly to run may change
         saved = TrainConfig.from_dict(resumed["config"])
         if d.main and (unknown := TrainConfig.unknown_keys(resumed["config"])):
             print(
                 f"{out / LAST}: ignoring settings this version does not know: {', '.join(unknown)}"
             )
         config = replace(
-            saved,
-            resume=True,
-            out=str(out),
-            quiet=config.quiet,
-            device=config.device,
+            saved, resume=True, out=str(out), quiet=config.quiet, device=config.device,
             threads=config.threads,
-        )
+        )  # fmt: skip
     config = resolve(replace(config, out=str(out)))
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    on_gpu = device.type == "cuda"
-    amp = on_gpu if config.amp is None else config.amp
-    amp_dtype = None
-    if amp:  # bf16 where the device has it (every CPU), else fp16 with a GradScaler
-        amp_dtype = (
-            torch.bfloat16 if (not on_gpu or torch.cuda.is_bf16_supported()) else torch.float16
-        )
     if config.batch_size % d.world:
         raise PocketvisionError(
             f"--batch-size {config.batch_size} must divide by {d.world} processes"
         )
-    per_rank = config.batch_size // d.world
+    return config, out, resumed
 
-    t_load = time.perf_counter()
-    splits, prep = _load_splits(config)
-    data_check = summarize_splits(splits)  # exact copies within / across splits, balance
-    load_seconds = time.perf_counter() - t_load
-    torch.manual_seed(config.seed)
-    # published weights on a fresh run; a resumed run's own weights come from last.pt
-    fresh_weights = config.pretrained if resumed is None else None
-    spec, model, head_ids = _build_model(config, len(splits.classes), fresh_weights)
-    pretrained_info = _pretrained_record(model)
-    if config.pretrained:
-        prep = _pretrained_prep(prep, pretrained_info, out if resumed is not None else None)
-    weight = class_weights(config.class_weights, splits.train.labels, splits.classes)
-    weight = None if weight is None else weight.to(device)
-    channels_last = config.channels_last
-    if channels_last is None:
-        # NHWC: faster on GPUs, and on CPUs for depthwise/grouped convolutions (oneDNN's
-        # NHWC kernels; measured 5x for mobilenet_v1_025 on 2 cores), slower for dense LeNet
-        grouped = any(isinstance(m, nn.Conv2d) and m.groups > 1 for m in model.modules())
-        channels_last = on_gpu or grouped
-    init_info: dict[str, Any] = {}
-    if config.init and resumed is None:
+
+def _amp_dtype(config: TrainConfig, device: torch.device) -> torch.dtype | None:
+    """Mixed precision: bf16 where the device has it (every CPU), else fp16 (GradScaler)."""
+    on_gpu = device.type == "cuda"
+    if not (on_gpu if config.amp is None else config.amp):
+        return None
+    return torch.bfloat16 if (not on_gpu or torch.cuda.is_bf16_supported()) else torch.float16
+
+
+def _wants_channels_last(config: TrainConfig, model: nn.Module, device: torch.device) -> bool:
+    if config.channels_last is not None:
+        return config.channels_last
+    # NHWC: faster on GPUs, and on CPUs for depthwise/grouped convolutions (oneDNN's NHWC
+    # kernels; measured 5x for mobilenet_v1_025 on 2 cores), slower for dense LeNet
+    grouped = any(isinstance(m, nn.Conv2d) and m.groups > 1 for m in model.modules())
+    return device.type == "cuda" or grouped
+
+
+def _starting_weights(
+    config: TrainConfig, model: nn.Module, head_ids: set[int], classes: list[str], fresh: bool
+) -> dict[str, Any]:
+    """--init's weights (a fresh run only; a resumed one has its own in last.pt) and
+    --freeze-backbone; returns what the summary records about --init."""
+    record: dict[str, Any] = {}
+    if config.init and fresh:
         head_names = {n for n, p in model.named_parameters() if id(p) in head_ids}
-        n_loaded, skipped = load_init(model, config.init, config.model, head_names, splits.classes)
-        init_info = {"init_loaded": n_loaded, "init_skipped": skipped}
+        n_loaded, skipped = load_init(model, config.init, config.model, head_names, classes)
+        record = {"init_loaded": n_loaded, "init_skipped": skipped}
     if config.freeze_backbone:
         for p in model.parameters():
             p.requires_grad_(id(p) in head_ids)
+    return record
+
+
+def _set_up(config: TrainConfig, d: distributed.Dist, device: torch.device) -> Session:
+    """Everything before the first step: config, data, model, optimiser, run files, trackers."""
+    config, out, resumed = _resolve_run(config, d)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    t_load = time.perf_counter()
+    splits, prep = _load_splits(config)
+    data_check = summarize_splits(splits)  # exact copies within / across splits, balance
+    record: dict[str, Any] = {"data_seconds": round(time.perf_counter() - t_load, 2)}
+    torch.manual_seed(config.seed)
+    # published weights on a fresh run; a resumed run's own weights come from last.pt
+    spec, model, head_ids = _build_model(
+        config, len(splits.classes), config.pretrained if resumed is None else None
+    )
+    pretrained = _pretrained_record(model)
+    if config.pretrained:
+        prep = _pretrained_prep(prep, pretrained, out if resumed is not None else None)
+    weight = class_weights(config.class_weights, splits.train.labels, splits.classes)
+    channels_last = _wants_channels_last(config, model, device)
+    record.update(_starting_weights(config, model, head_ids, splits.classes, resumed is None))
     model.to(device)
     if channels_last:
         model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     groups = param_groups(model, config, head_ids, transfer=bool(config.init or config.pretrained))
     optimizer = build_optimizer(groups, config)
+    amp_dtype = _amp_dtype(config, device)
     ema = EMA(model, config.ema_decay) if config.ema else None
     scaler = torch.amp.GradScaler(device.type) if amp_dtype == torch.float16 else None
     state = State() if resumed is None else _restore(resumed, model, optimizer, ema, scaler)
-    net: nn.Module = model
-    if d.world > 1:
-        net = nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if on_gpu else None
-        )
-
-    if d.main:
-        _write_header(out, spec, splits, prep, config, pretrained_info)
-    tracking = Tracking.open(config.log, out, config.tracking_uri, main=d.main)
-    tracking.start(config.to_dict())
-
-    train_set = splits.train
-    num_classes = len(splits.classes)
-    mean, std = _normalizer(prep, device)
-    preset = PRESETS[config.augment]
-    eval_model = ema.module if ema is not None else model
-    progress = Progress(enabled=d.main and not config.quiet)
-    _announce(progress, config, splits, f"{device}{f' x{d.world}' if d.world > 1 else ''}", out)
-    sample = (train_set.images[:8].to(device).float().div_(255) - mean) / std
-    head_name, note = embeddings.plan(config, d.world, model, head_ids, sample)
-    if note:
-        progress.print(note)
-    embedded = None
-    best_head: dict[str, torch.Tensor] | None = None  # the best epoch's head, not yet on disk
-    if head_name is not None:
-        # --freeze-backbone: the head trains on embeddings computed once (train/embeddings.py)
-        embedded = embeddings.embed_splits(
-            model, head_name, spec, splits, prep, config, device, channels_last, progress.print
-        )
-        progress.print(embeddings.describe(embedded.record))
-        net = model.get_submodule(head_name)
-        eval_head = eval_model.get_submodule(head_name)
-    # the whole training set (or its embeddings) lives on the device; batches gathered by index
-    train_images = train_set.images.to(device) if embedded is None else train_set.images
-    train_labels = train_set.labels.to(device) if embedded is None else embedded.train_labels
-    sampler = make_sampler(
-        config.sampler, train_labels.cpu(), num_replicas=d.world, rank=d.rank, seed=config.seed
-    )
-    # a head on embeddings: no mixing, 2-D inputs, full precision
-    step_preset, step_nhwc, step_amp = (
-        (preset, channels_last, amp_dtype) if embedded is None else (PRESETS["none"], False, None)
-    )
-    steps_per_epoch = _steps(sampler.num_samples, per_rank)
-    total_steps = steps_per_epoch * config.epochs
-    # val and test are scored alike: the memory format and precision training ran in
-    score = functools.partial(
-        evaluate_set, prep=prep, device=device, batch_size=config.eval_batch_size,
-        channels_last=channels_last, amp_dtype=amp_dtype,
+    s = Session(
+        config, d, device, out, splits, prep, spec, model, optimizer, state, ema, scaler,
+        amp_dtype, channels_last, None if weight is None else weight.to(device), record=record,
     )  # fmt: skip
-    last_ckpt = time.monotonic()
-
-    def checkpoint() -> None:
-        if d.main:
-            save_state(out / LAST, _snapshot(config, model, optimizer, ema, scaler, state))
-
-    stopped_early = False
+    s.net = model
+    if d.world > 1:
+        device_ids = [device.index] if device.type == "cuda" else None
+        s.net = nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
+    if d.main:
+        _write_header(out, spec, splits, prep, config, pretrained)
+    s.tracking = Tracking.open(config.log, out, config.tracking_uri, main=d.main)
+    s.tracking.start(config.to_dict())
+    s.progress = Progress(enabled=d.main and not config.quiet)
+    _announce(s.progress, config, splits, f"{device}{f' x{d.world}' if d.world > 1 else ''}", out)
+    _plan_steps(s, head_ids)
     if leak := leak_warning(data_check, config.data):
-        progress.print(leak)
+        s.progress.print(leak)
+    record.update(pretrained=pretrained, data_inspection=data_check)
+    return s
+
+
+def _plan_steps(s: Session, head_ids: set[int]) -> None:
+    """What a step trains on: the whole training set on the device, batches gathered by
+    index, or (--freeze-backbone) the head alone on embeddings computed once."""
+    config, device, splits = s.config, s.device, s.splits
+    s.mean, s.std = _normalizer(s.prep, device)
+    sample = (splits.train.images[:8].to(device).float().div_(255) - s.mean) / s.std
+    head_name, note = embeddings.plan(config, s.d.world, s.model, head_ids, sample)
+    if note:
+        s.progress.print(note)
+    if head_name is not None:
+        s.embedded = embeddings.embed_splits(
+            s.model, head_name, s.spec, splits, s.prep, config, device, s.channels_last,
+            s.progress.print,
+        )  # fmt: skip
+        s.progress.print(embeddings.describe(s.embedded.record))
+        s.net = s.model.get_submodule(head_name)
+        s.eval_head = s.eval_model.get_submodule(head_name)
+        s.train_images, s.train_labels = splits.train.images, s.embedded.train_labels
+    else:
+        s.train_images, s.train_labels = (
+            splits.train.images.to(device),
+            splits.train.labels.to(device),
+        )
+    s.sampler = make_sampler(
+        config.sampler, s.train_labels.cpu(), num_replicas=s.d.world, rank=s.d.rank,
+        seed=config.seed,
+    )  # fmt: skip
+    s.per_rank = config.batch_size // s.d.world
+    s.steps_per_epoch = _steps(s.sampler.num_samples, s.per_rank)
+    s.last_checkpoint = time.monotonic()
+
+
+def _train(
+    config: TrainConfig,
+    d: distributed.Dist,
+    device: torch.device,
+    on_epoch: Callable[[int, dict[str, float]], None] | None = None,
+) -> dict[str, Any]:
+    """The run's phases: set up, epochs (each: steps, then its files), finish."""
+    s = _set_up(config, d, device)
     threads = torch.get_num_threads()
-    if embedded is not None and device.type == "cpu":
+    if s.embedded is not None and device.type == "cpu":
         # a linear head's step is microseconds of work: more threads only add synchronisation
         # (1,000 steps of Linear(84, 10): 0.4 s on one thread, 1.5-23 s on two busy cores)
         torch.set_num_threads(1)
-    stop = StopSignals()
-    with stop:
-        while state.epoch < config.epochs and not stopped_early:
-            epoch = state.epoch
-            sampler.set_epoch(epoch)
-            net.train()
-            if config.freeze_backbone:
-                # a linear probe keeps the backbone's batch-norm statistics fixed too
-                for m in model.modules():
-                    if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                        m.eval()
-            sums = state.sums or {"loss": 0.0, "correct": 0.0, "seen": 0.0, "seconds": 0.0}
-            # loss sum, correct; a checkpoint written on a signal carries the unflushed part,
-            # so the resumed run adds up in the same order, to the last bit
-            pending = torch.tensor(
-                [sums.pop("pending_loss", 0.0), sums.pop("pending_correct", 0.0)],
-                dtype=torch.float64,
-                device=device,
-            )
-            progress.start_epoch(epoch, config.epochs, steps_per_epoch, state.step)
-            t0 = time.perf_counter()
-            for step, idx in _batches(sampler, per_rank, state.step):
-                gstep = epoch * steps_per_epoch + step
-                factor = lr_factor(gstep, total_steps, config, steps_per_epoch)
-                for g in optimizer.param_groups:
-                    g["lr"] = g["base_lr"] * factor
-                seed = _step_seed(config.seed, epoch, step, d.rank)
-                torch.manual_seed(seed)  # dropout and anything else drawing from the global RNG
-                gen = torch.Generator(device=device).manual_seed(seed)
-                idx = idx.to(device)
-                y = train_labels[idx]
-                if embedded is None:
-                    x = _augmented(train_images[idx], preset, gen, bool(config.hflip), mean, std)
-                else:
-                    x = embedded.train[idx]
-                loss, logits = _step(
-                    net, model, x, y, num_classes, step_preset, gen, config, optimizer, scaler,
-                    step_nhwc, step_amp, device, weight,
-                )  # fmt: skip
-                if ema is not None:
-                    ema.update(model, gstep)
-                # running sums stay on the device: reading them every step would stall a GPU
-                pending += torch.stack([loss.double() * len(y), (logits.argmax(1) == y).sum()])
-                sums["seen"] += len(y)
-                state.step = step + 1
-                state.global_step = gstep + 1
-                # (a head epoch on embeddings takes milliseconds: it checkpoints at epoch ends only)
-                due = embedded is None and (
-                    (config.checkpoint_steps and state.step % config.checkpoint_steps == 0)
-                    or (time.monotonic() - last_ckpt > config.checkpoint_seconds)
-                )
-                if due or state.step % SYNC_EVERY == 0 or state.step == steps_per_epoch:
-                    _flush(pending, sums, epoch, step, config)
-                    now = time.perf_counter()
-                    rate = sums["seen"] * d.world / max(sums["seconds"] + now - t0, 1e-9)
-                    progress.advance(sums["loss"] / sums["seen"], rate, state.step)
-                if due and state.step < steps_per_epoch:
-                    state.sums = {**sums, "seconds": sums["seconds"] + time.perf_counter() - t0}
-                    checkpoint()
-                    last_ckpt = time.monotonic()
-                if signum := stop.agreed(d):
-                    loss_part, correct_part = pending.tolist()
-                    state.sums = {
-                        **sums,
-                        "seconds": sums["seconds"] + time.perf_counter() - t0,
-                        "pending_loss": loss_part,
-                        "pending_correct": correct_part,
-                    }
-                    checkpoint()
-                    distributed.barrier(d)  # rank 0 has written last.pt before anyone exits
-                    progress.close()
-                    torch.set_num_threads(threads)
-                    raise Interrupted(signum, epoch, state.step, out / LAST)
-            train_seconds = sums["seconds"] + time.perf_counter() - t0
-            loss_sum, correct, seen = distributed.all_sum(
-                [sums["loss"], sums["correct"], sums["seen"]], d
-            )
-            if embedded is None:
-                val_loss, val_acc = score(eval_model, splits.val)
-            else:
-                val_loss, val_acc = embeddings.evaluate_head(
-                    eval_head, embedded.val, embedded.val_labels
-                )
-            epoch_seconds = time.perf_counter() - t0 + sums["seconds"]
-            state.elapsed += epoch_seconds
-            row = {
-                "epoch": epoch + 1,
-                "train_loss": round(loss_sum / seen, 5),
-                "train_accuracy": round(correct / seen, 5),
-                "val_loss": round(val_loss, 5),
-                "val_accuracy": round(val_acc, 5),
-                "lr": optimizer.param_groups[-1]["lr"],
-                "images_per_s": round(seen / max(train_seconds, 1e-9), 1),
-                "seconds": round(epoch_seconds, 2),
-                "elapsed": round(state.elapsed, 2),
-            }
-            improved = _record_epoch(state, row)
-            stopped_early = bool(config.patience) and state.bad_epochs >= config.patience
-            progress.end_epoch(row, improved)
-            if on_epoch is not None:
-                try:
-                    on_epoch(epoch + 1, row)
-                except StopTraining:
-                    stopped_early = True
-            if d.main:
-                if improved and embedded is None:
-                    save_weights(eval_model, out / BEST)
-                elif improved:
-                    best_head = {k: v.clone() for k, v in eval_head.state_dict().items()}
-                tracking.epoch(row)
-                # head epochs take milliseconds: their files are written when a checkpoint is due
-                finishing = stopped_early or state.epoch >= config.epochs
-                if (
-                    embedded is None
-                    or finishing
-                    or time.monotonic() - last_ckpt > config.checkpoint_seconds
-                ):
-                    if embedded is not None and best_head is not None:
-                        embeddings.save_with_head(eval_model, eval_head, best_head, out / BEST)
-                    write_atomic(out / METRICS_JSONL, "".join(_json_line(r) for r in state.history))
-                    write_atomic(out / METRICS_CSV, metrics_csv(state.history))
-                    checkpoint()
-                    last_ckpt = time.monotonic()
-    progress.close()
-    torch.set_num_threads(threads)
+    try:
+        with StopSignals() as stop:
+            while s.state.epoch < s.config.epochs and not s.stopped_early:
+                sums, started = _run_epoch(s, stop)
+                _end_epoch(s, sums, started, on_epoch)
+    finally:
+        s.progress.close()
+        torch.set_num_threads(threads)
     distributed.barrier(d)
+    return _finish_run(s)
 
-    summary = _finish(config, out, splits, spec, eval_model, score, device, state, stopped_early, d)
-    summary.update(init_info)
-    if embedded is not None:
-        summary["embeddings"] = {**embedded.record, "head_seconds": round(state.elapsed, 3)}
-    if config.pretrained:
-        summary["pretrained"] = pretrained_info or _read_config(out).get("pretrained_weights")
-    summary["data_seconds"] = round(load_seconds, 2)
-    summary["data_inspection"] = data_check
-    summary["per_class_recall"], matrix = recall_on_held_out(
-        eval_model, splits, prep, device, config.eval_batch_size
-    )
+
+def _run_epoch(s: Session, stop: StopSignals) -> tuple[dict[str, float], float]:
+    """The steps of one epoch, from where the run stands; returns (running sums, start time).
+
+    A checkpoint is written when one is due (--checkpoint-steps / --checkpoint-seconds) and,
+    on SIGTERM / SIGINT agreed by every rank, after the current step (then Interrupted)."""
+    config, state, epoch = s.config, s.state, s.state.epoch
+    assert s.sampler is not None and s.net is not None
+    s.sampler.set_epoch(epoch)  # type: ignore[attr-defined]
+    s.net.train()
+    if config.freeze_backbone:  # a linear probe keeps the backbone's batch-norm statistics
+        for m in s.model.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                m.eval()
+    sums = state.sums or {"loss": 0.0, "correct": 0.0, "seen": 0.0, "seconds": 0.0}
+    # loss sum, correct; a checkpoint written on a signal carries the unflushed part, so the
+    # resumed run adds up in the same order, to the last bit
+    pending = torch.tensor(
+        [sums.pop("pending_loss", 0.0), sums.pop("pending_correct", 0.0)],
+        dtype=torch.float64, device=s.device,
+    )  # fmt: skip
+    s.progress.start_epoch(epoch, config.epochs, s.steps_per_epoch, state.step)
+    t0 = time.perf_counter()
+    for step, idx in _batches(s.sampler, s.per_rank, state.step):
+        _train_step(s, epoch, step, idx, pending)
+        sums["seen"] += len(idx)
+        # (a head epoch on embeddings takes milliseconds: it checkpoints at epoch ends only)
+        due = s.embedded is None and (
+            (config.checkpoint_steps and state.step % config.checkpoint_steps == 0)
+            or (time.monotonic() - s.last_checkpoint > config.checkpoint_seconds)
+        )
+        if due or state.step % SYNC_EVERY == 0 or state.step == s.steps_per_epoch:
+            _flush(pending, sums, epoch, step, config)
+            rate = sums["seen"] * s.d.world / max(sums["seconds"] + time.perf_counter() - t0, 1e-9)
+            s.progress.advance(sums["loss"] / sums["seen"], rate, state.step)
+        if due and state.step < s.steps_per_epoch:
+            state.sums = {**sums, "seconds": sums["seconds"] + time.perf_counter() - t0}
+            s.checkpoint()
+        if signum := stop.agreed(s.d):
+            loss_part, correct_part = pending.tolist()
+            state.sums = {
+                **sums, "seconds": sums["seconds"] + time.perf_counter() - t0,
+                "pending_loss": loss_part, "pending_correct": correct_part,
+            }  # fmt: skip
+            s.checkpoint()
+            distributed.barrier(s.d)  # rank 0 has written last.pt before anyone exits
+            raise Interrupted(signum, epoch, state.step, s.out / LAST)
+    return sums, t0
+
+
+def _train_step(
+    s: Session, epoch: int, step: int, idx: torch.Tensor, pending: torch.Tensor
+) -> None:
+    """Step ``step`` of ``epoch``: its learning rate, its seeded batch, the update, the EMA;
+    its loss and correct count added to ``pending`` (on the device: reading them every step
+    would stall a GPU)."""
+    config, state = s.config, s.state
+    gstep = epoch * s.steps_per_epoch + step
+    factor = lr_factor(gstep, s.steps_per_epoch * config.epochs, config, s.steps_per_epoch)
+    for g in s.optimizer.param_groups:
+        g["lr"] = g["base_lr"] * factor
+    seed = _step_seed(config.seed, epoch, step, s.d.rank)
+    torch.manual_seed(seed)  # dropout and anything else drawing from the global RNG
+    gen = torch.Generator(device=s.device).manual_seed(seed)
+    idx = idx.to(s.device)
+    assert s.train_labels is not None and s.train_images is not None
+    y = s.train_labels[idx]
+    if s.embedded is None:
+        assert s.mean is not None and s.std is not None
+        images = s.train_images[idx]
+        x = _augmented(images, PRESETS[config.augment], gen, bool(config.hflip), s.mean, s.std)
+    else:
+        x = s.embedded.train[idx]
+    loss, logits = _step(s, x, y, gen)
+    if s.ema is not None:
+        s.ema.update(s.model, gstep)
+    pending += torch.stack([loss.double() * len(y), (logits.argmax(1) == y).sum()])
+    state.step = step + 1
+    state.global_step = gstep + 1
+
+
+def _end_epoch(
+    s: Session,
+    sums: dict[str, float],
+    started: float,
+    on_epoch: Callable[[int, dict[str, float]], None] | None,
+) -> None:
+    """Score val, record the epoch's row, decide early stopping, write the run's files."""
+    config, state, d = s.config, s.state, s.d
+    train_seconds = sums["seconds"] + time.perf_counter() - started
+    loss_sum, correct, seen = distributed.all_sum([sums["loss"], sums["correct"], sums["seen"]], d)
+    if s.embedded is None:
+        val_loss, val_acc = s.score(s.eval_model, s.splits.val)
+    else:
+        assert s.eval_head is not None
+        val_loss, val_acc = embeddings.evaluate_head(
+            s.eval_head, s.embedded.val, s.embedded.val_labels
+        )
+    epoch_seconds = time.perf_counter() - started + sums["seconds"]
+    state.elapsed += epoch_seconds
+    row = {
+        "epoch": state.epoch + 1,
+        "train_loss": round(loss_sum / seen, 5),
+        "train_accuracy": round(correct / seen, 5),
+        "val_loss": round(val_loss, 5),
+        "val_accuracy": round(val_acc, 5),
+        "lr": s.optimizer.param_groups[-1]["lr"],
+        "images_per_s": round(seen / max(train_seconds, 1e-9), 1),
+        "seconds": round(epoch_seconds, 2),
+        "elapsed": round(state.elapsed, 2),
+    }
+    improved = _record_epoch(state, row)
+    s.stopped_early = bool(config.patience) and state.bad_epochs >= config.patience
+    s.progress.end_epoch(row, improved)
+    if on_epoch is not None:
+        try:
+            on_epoch(state.epoch, row)
+        except StopTraining:
+            s.stopped_early = True
     if d.main:
-        write_json(out / SUMMARY, summary)
-        tracking.finish(summary, matrix, splits.classes)
+        _write_epoch_files(s, row, improved)
+
+
+def _write_epoch_files(s: Session, row: dict[str, float], improved: bool) -> None:
+    """best.safetensors when val improved, the metrics files, last.pt, the trackers' row."""
+    config = s.config
+    if improved and s.embedded is None:
+        save_weights(s.eval_model, s.out / BEST)
+    elif improved:
+        assert s.eval_head is not None
+        s.best_head = {k: v.clone() for k, v in s.eval_head.state_dict().items()}
+    assert s.tracking is not None
+    s.tracking.epoch(row)
+    # head epochs take milliseconds: their files are written when a checkpoint is due
+    finishing = s.stopped_early or s.state.epoch >= config.epochs
+    if (
+        s.embedded is None
+        or finishing
+        or time.monotonic() - s.last_checkpoint > config.checkpoint_seconds
+    ):
+        if s.embedded is not None and s.best_head is not None:
+            assert s.eval_head is not None
+            embeddings.save_with_head(s.eval_model, s.eval_head, s.best_head, s.out / BEST)
+        history = s.state.history
+        write_atomic(s.out / METRICS_JSONL, "".join(_json_line(r) for r in history))
+        write_atomic(s.out / METRICS_CSV, metrics_csv(history))
+        s.checkpoint()
+
+
+def _finish_run(s: Session) -> dict[str, Any]:
+    """The summary (test split, per-class recall, what the run started from), written and
+    sent to the trackers."""
+    config, record = s.config, s.record
+    summary = _finish(s)
+    summary.update({k: record[k] for k in ("init_loaded", "init_skipped") if k in record})
+    if s.embedded is not None:
+        summary["embeddings"] = {**s.embedded.record, "head_seconds": round(s.state.elapsed, 3)}
+    if config.pretrained:
+        summary["pretrained"] = record["pretrained"] or _read_config(s.out).get(
+            "pretrained_weights"
+        )
+    summary["data_seconds"] = record["data_seconds"]
+    summary["data_inspection"] = record["data_inspection"]
+    summary["per_class_recall"], matrix = recall_on_held_out(
+        s.eval_model, s.splits, s.prep, s.device, config.eval_batch_size
+    )
+    if s.d.main:
+        write_json(s.out / SUMMARY, summary)
+        assert s.tracking is not None
+        s.tracking.finish(summary, matrix, s.splits.classes)
         if not config.quiet:
             print_summary(summary)
     return summary
@@ -749,34 +857,24 @@ def _json_line(row: dict[str, Any]) -> str:
     return json.dumps(row) + "\n"
 
 
-def _finish(
-    config: TrainConfig,
-    out: Path,
-    splits: DataSplits,
-    spec: ModelSpec,
-    eval_model: nn.Module,
-    score: Callable[[nn.Module, ImageSet], tuple[float, float]],
-    device: torch.device,
-    state: State,
-    stopped_early: bool,
-    d: distributed.Dist,
-) -> dict[str, Any]:
+def _finish(s: Session) -> dict[str, Any]:
     """Reload the best weights, score the test split as val was scored, and assemble the
     summary."""
     from safetensors.torch import load_file
 
+    out, splits, state, eval_model = s.out, s.splits, s.state, s.eval_model
     best = load_file(str(out / BEST)) if (out / BEST).exists() else None
     if best is not None:
         eval_model.load_state_dict(best)
     test_acc = test_loss = None
     if splits.test is not None and len(splits.test):
-        test_loss, test_acc = score(eval_model, splits.test)
+        test_loss, test_acc = s.score(eval_model, splits.test)
     train_secs = [r["seconds"] for r in state.history]
     ips = [r["images_per_s"] for r in state.history]
     return {
         "run_dir": str(out),
-        "model": spec.name,
-        "data": config.data,
+        "model": s.spec.name,
+        "data": s.config.data,
         "classes": len(splits.classes),
         "num_train": len(splits.train),
         "num_val": len(splits.val),
@@ -787,12 +885,12 @@ def _finish(
         "test_accuracy": None if test_acc is None else round(test_acc, 5),
         "test_loss": None if test_loss is None else round(test_loss, 5),
         "epochs": state.epoch,
-        "stopped_early": stopped_early,
+        "stopped_early": s.stopped_early,
         "seconds": round(state.elapsed, 2),
         "images_per_s": round(sum(ips) / len(ips), 1) if ips else 0.0,
         "epoch_seconds": train_secs,
         "params": sum(p.numel() for p in eval_model.parameters()),
-        "device": str(device),
-        "world_size": d.world,
+        "device": str(s.device),
+        "world_size": s.d.world,
         "environment": environment(),
     }
