@@ -24,6 +24,7 @@ import json
 import math
 import re
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,7 @@ import torch.nn.functional as F
 
 from pocketvision import quantize
 from pocketvision.console import captured
-from pocketvision.data import ImageSet
+from pocketvision.data import DataSplits, ImageSet
 from pocketvision.data.augment import PRESETS
 from pocketvision.environment import environment, resolve_device
 from pocketvision.errors import PocketvisionError
@@ -112,17 +113,38 @@ def _nhwc(x: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def _accuracy(
-    graph: Any, images: ImageSet, mean: torch.Tensor, std: torch.Tensor, batch: int
-) -> float:
+def _accuracy(s: _Session, images: ImageSet, batch: int) -> float:
     """Top-1 of the fake-quantised graph (eval mode) on a split."""
-    graph.eval()
+    s.graph.eval()
     correct = 0
     for start in range(0, len(images), batch):
-        x = images.images[start : start + batch].float().div_(255)
-        logits = graph(_nhwc((x - mean) / std))
-        correct += int((logits.argmax(1) == images.labels[start : start + batch]).sum())
+        x = images.images[start : start + batch].to(s.device).float().div_(255)
+        logits = s.graph(_nhwc((x - s.mean) / s.std))
+        y = images.labels[start : start + batch].to(s.device)
+        correct += int((logits.argmax(1) == y).sum())
     return correct / max(1, len(images))
+
+
+@dataclass
+class _Session:
+    """Everything the phases of a QAT run share."""
+
+    run: LoadedRun
+    source: TrainConfig
+    out: Path
+    graph: Any  # quantize.prepare_qat's graph
+    splits: DataSplits
+    mean: torch.Tensor
+    std: torch.Tensor
+    optimizer: torch.optim.Optimizer
+    lr: float
+    batch: int
+    steps: int
+    device: torch.device
+    progress: Progress
+    fp32_val: float = 0.0
+    before: float = 0.0
+    history: list[dict[str, Any]] = field(default_factory=list)
 
 
 def train_qat(config: TrainConfig) -> dict[str, Any]:
@@ -132,11 +154,20 @@ def train_qat(config: TrainConfig) -> dict[str, Any]:
         PocketvisionError: ``config.qat`` is no run, its model cannot be quantised (naming
             the op), its data is gone, or ``--out`` holds another run.
     """
-    from pocketvision.train.loop import _augmented, _load_splits, _normalizer
-
     started = time.perf_counter()
     if config.threads:
         torch.set_num_threads(config.threads)
+    session = _set_up(config)
+    for epoch in range(config.qat_epochs):
+        _epoch(session, config, epoch)
+    return _finish(session, config, time.perf_counter() - started)
+
+
+def _set_up(config: TrainConfig) -> _Session:
+    """The source run checked, the graph prepared (and test-converted), data, optimiser, and
+    the new run folder's model, labels, preprocessing and config files."""
+    from pocketvision.train.loop import _load_splits, _normalizer
+
     run, source = _source(config)
     if run.spec.name.startswith("mobileone"):
         raise PocketvisionError(
@@ -144,7 +175,6 @@ def train_qat(config: TrainConfig) -> dict[str, Any]:
             "folded; a run folder cannot hold folded weights yet, so QAT is not offered for it"
         )
     out = _out(config, run.path)
-    device = resolve_device(config.device)
     progress = Progress(enabled=not config.quiet)
     progress.print(f"qat: {run.path} ({run.spec.name}) -> {out}; checking int8 conversion")
     with captured():  # torch.export, torchao and litert-torch warn and log as they go
@@ -155,128 +185,132 @@ def train_qat(config: TrainConfig) -> dict[str, Any]:
             f"--qat {run.path}: its data {source.data} now has classes {splits.classes[:5]}..., "
             f"the run was trained on {run.labels[:5]}..."
         )
-    prep = run.preprocessing
-    mean, std = _normalizer(prep, torch.device("cpu"))
+    device = resolve_device(config.device)
+    graph.to(device)
+    mean, std = _normalizer(run.preprocessing, device)
     lr = config.lr if config.lr is not None else LR_SHARE * float(source.lr or 0.1)
-    decay = [p for p in graph.parameters() if p.ndim > 1]  # no decay on norms and biases
-    rest = [p for p in graph.parameters() if p.ndim <= 1]
     assert source.weight_decay is not None
-    groups: list[dict[str, Any]] = [
-        {"params": decay, "weight_decay": source.weight_decay},
-        {"params": rest, "weight_decay": 0.0},
+    groups: list[dict[str, Any]] = [  # no decay on norms and biases
+        {
+            "params": [p for p in graph.parameters() if p.ndim > 1],
+            "weight_decay": source.weight_decay,
+        },
+        {"params": [p for p in graph.parameters() if p.ndim <= 1], "weight_decay": 0.0},
     ]
-    optimizer = torch.optim.SGD(
-        groups,
-        lr=lr,
-        momentum=0.9,
-        nesterov=True,
-    )
+    optimizer = torch.optim.SGD(groups, lr=lr, momentum=0.9, nesterov=True)
     batch = min(config.batch_size, len(splits.train))
-    steps = max(1, len(splits.train) // batch)
-    total = steps * config.qat_epochs
-    preset = PRESETS[source.augment]
     out.mkdir(parents=True, exist_ok=True)
-    write_run_files(out, run.spec, run.labels, prep)
-    recorded = {
-        **(run.config or {}),
-        "qat": str(run.path),
-        "qat_epochs": config.qat_epochs,
-        "out": str(out),
-        "lr": lr,
-        "batch_size": batch,
-    }
-    write_json(out / CONFIG, recorded)
-    fp32_val = _accuracy_fp32(run, splits.val, mean, std, config.eval_batch_size)
-    before = _accuracy(graph, splits.val, mean, std, config.eval_batch_size)
+    write_run_files(out, run.spec, run.labels, run.preprocessing)
+    write_json(
+        out / CONFIG,
+        {**(run.config or {}), "qat": str(run.path), "qat_epochs": config.qat_epochs,
+         "out": str(out), "lr": lr, "batch_size": batch},
+    )  # fmt: skip
+    session = _Session(
+        run, source, out, graph, splits, mean, std, optimizer, lr, batch,
+        steps=max(1, len(splits.train) // batch), device=device, progress=progress,
+    )  # fmt: skip
+    session.fp32_val = _accuracy_fp32(session, splits.val, config.eval_batch_size)
+    session.before = _accuracy(session, splits.val, config.eval_batch_size)
     progress.print(
-        f"qat: val {100 * fp32_val:.2f}% fp32, {100 * before:.2f}% fake-quantised before "
-        f"training; {config.qat_epochs} epochs at lr {lr:.1e}"
+        f"qat: val {100 * session.fp32_val:.2f}% fp32, {100 * session.before:.2f}% "
+        f"fake-quantised before training; {config.qat_epochs} epochs at lr {lr:.1e}"
     )
-    history: list[dict[str, Any]] = []
-    lines = []
-    step_index = 0
-    for epoch in range(config.qat_epochs):
-        t0 = time.perf_counter()
-        if epoch == config.qat_epochs - 1 and config.qat_epochs > 1:
-            from torchao.quantization.pt2e import disable_observer
+    return session
 
-            graph.graph.apply(disable_observer)  # the last epoch trains on fixed ranges
-        graph.train()
-        gen = torch.Generator().manual_seed(config.seed * 1000 + epoch)
-        order = torch.randperm(len(splits.train), generator=gen)
-        loss_sum, correct, seen = 0.0, 0, 0
-        progress.start_epoch(epoch, config.qat_epochs, steps, 0)
-        for step in range(steps):
-            index = order[step * batch : (step + 1) * batch]
-            x = _augmented(splits.train.images[index], preset, gen, bool(source.hflip), mean, std)
-            y = splits.train.labels[index]
-            for group in optimizer.param_groups:
-                group["lr"] = lr * 0.5 * (1 + math.cos(math.pi * step_index / total))
-            logits = graph(_nhwc(x.to(device)))
-            loss = F.cross_entropy(logits, y.to(device), label_smoothing=source.label_smoothing)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            step_index += 1
-            loss_sum += float(loss.detach()) * len(y)
-            correct += int((logits.argmax(1) == y).sum())
-            seen += len(y)
-            progress.advance(loss_sum / seen, seen / (time.perf_counter() - t0), step + 1)
-        val = _accuracy(graph, splits.val, mean, std, config.eval_batch_size)
-        row = {
-            "epoch": epoch + 1,
-            "train_loss": round(loss_sum / seen, 5),
-            "train_accuracy": round(correct / seen, 5),
-            "val_accuracy": round(val, 5),
-            "lr": optimizer.param_groups[0]["lr"],
-            "images_per_s": round(seen / (time.perf_counter() - t0), 1),
-            "seconds": round(time.perf_counter() - t0, 2),
-        }
-        history.append(row)
-        lines.append(json.dumps(row) + "\n")
-        write_atomic(out / METRICS_JSONL, "".join(lines))
-        progress.end_epoch(row, improved=False)
-    graph.eval()
-    save_tensors(quantize.fp32_weights(graph, run.model), out / BEST)
-    save_tensors(quantize.qat_state(graph), out / QAT_STATE)
-    test = None
-    if splits.test is not None and len(splits.test):
-        test = _accuracy(graph, splits.test, mean, std, config.eval_batch_size)
+
+def _epoch(s: _Session, config: TrainConfig, epoch: int) -> None:
+    """One pass over the training split under fake quantisation, then its metrics row."""
+    from pocketvision.train.loop import _augmented
+
+    t0 = time.perf_counter()
+    if epoch == config.qat_epochs - 1 and config.qat_epochs > 1:
+        from torchao.quantization.pt2e import disable_observer
+
+        s.graph.graph.apply(disable_observer)  # the last epoch trains on fixed ranges
+    s.graph.train()
+    gen = torch.Generator().manual_seed(config.seed * 1000 + epoch)
+    order = torch.randperm(len(s.splits.train), generator=gen)
+    preset, total = PRESETS[s.source.augment], s.steps * config.qat_epochs
+    loss_sum, correct, seen = 0.0, 0, 0
+    s.progress.start_epoch(epoch, config.qat_epochs, s.steps, 0)
+    for step in range(s.steps):
+        index = order[step * s.batch : (step + 1) * s.batch]
+        images = s.splits.train.images[index].to(s.device)
+        y = s.splits.train.labels[index].to(s.device)
+        x = _augmented(images, preset, gen, bool(s.source.hflip), s.mean, s.std)
+        done = epoch * s.steps + step
+        for group in s.optimizer.param_groups:
+            group["lr"] = s.lr * 0.5 * (1 + math.cos(math.pi * done / total))
+        logits = s.graph(_nhwc(x))
+        loss = F.cross_entropy(logits, y, label_smoothing=s.source.label_smoothing)
+        s.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        s.optimizer.step()
+        loss_sum += float(loss.detach()) * len(y)
+        correct += int((logits.argmax(1) == y).sum())
+        seen += len(y)
+        s.progress.advance(loss_sum / seen, seen / (time.perf_counter() - t0), step + 1)
+    row = {
+        "epoch": epoch + 1,
+        "train_loss": round(loss_sum / seen, 5),
+        "train_accuracy": round(correct / seen, 5),
+        "val_accuracy": round(_accuracy(s, s.splits.val, config.eval_batch_size), 5),
+        "lr": s.optimizer.param_groups[0]["lr"],
+        "images_per_s": round(seen / (time.perf_counter() - t0), 1),
+        "seconds": round(time.perf_counter() - t0, 2),
+    }
+    s.history.append(row)
+    write_atomic(s.out / METRICS_JSONL, "".join(json.dumps(r) + "\n" for r in s.history))
+    s.progress.end_epoch(row, improved=False)
+
+
+def _finish(s: _Session, config: TrainConfig, seconds: float) -> dict[str, Any]:
+    """The weights (fp32 and the fake-quantised graph), the test split, summary.json."""
+    s.graph.eval()
+    s.graph.to("cpu")
+    save_tensors(quantize.fp32_weights(s.graph, s.run.model), s.out / BEST)
+    save_tensors(quantize.qat_state(s.graph), s.out / QAT_STATE)
+    s.graph.to(s.device)
+    test = s.splits.test
+    test_acc = (
+        _accuracy(s, test, config.eval_batch_size) if test is not None and len(test) else None
+    )
     summary = {
-        "run_dir": str(out),
-        "model": run.spec.name,
-        "data": source.data,
-        "qat_of": str(run.path),
+        "run_dir": str(s.out),
+        "model": s.run.spec.name,
+        "data": s.source.data,
+        "qat_of": str(s.run.path),
         "qat_epochs": config.qat_epochs,
-        "classes": len(run.labels),
-        "num_train": len(splits.train),
-        "num_val": len(splits.val),
-        "num_test": len(splits.test) if splits.test is not None else 0,
-        "num_bad_files": len(splits.bad_files),
-        "fp32_val_accuracy": round(fp32_val, 5),
-        "fake_quant_val_accuracy_before": round(before, 5),
-        "best_val_accuracy": history[-1]["val_accuracy"],
+        "classes": len(s.run.labels),
+        "num_train": len(s.splits.train),
+        "num_val": len(s.splits.val),
+        "num_test": len(test) if test is not None else 0,
+        "num_bad_files": len(s.splits.bad_files),
+        "fp32_val_accuracy": round(s.fp32_val, 5),
+        "fake_quant_val_accuracy_before": round(s.before, 5),
+        "best_val_accuracy": s.history[-1]["val_accuracy"],
         "best_epoch": config.qat_epochs,
-        "test_accuracy": None if test is None else round(test, 5),
+        "test_accuracy": None if test_acc is None else round(test_acc, 5),
         "epochs": config.qat_epochs,
         "stopped_early": False,
-        "seconds": round(time.perf_counter() - started, 2),
-        "images_per_s": round(sum(r["images_per_s"] for r in history) / len(history), 1),
-        "params": sum(p.numel() for p in run.model.parameters()),
-        "device": str(device),
+        "seconds": round(seconds, 2),
+        "images_per_s": round(sum(r["images_per_s"] for r in s.history) / len(s.history), 1),
+        "params": sum(p.numel() for p in s.run.model.parameters()),
+        "device": str(s.device),
         "world_size": 1,
         "environment": environment(),
     }
-    write_json(out / SUMMARY, summary)
+    write_json(s.out / SUMMARY, summary)
     return summary
 
 
 @torch.no_grad()
-def _accuracy_fp32(
-    run: LoadedRun, images: ImageSet, mean: torch.Tensor, std: torch.Tensor, batch: int
-) -> float:
+def _accuracy_fp32(s: _Session, images: ImageSet, batch: int) -> float:
+    """Top-1 of the source run's fp32 model (on the CPU, as loaded) on a split."""
+    mean, std = s.mean.cpu(), s.std.cpu()
     correct = 0
     for start in range(0, len(images), batch):
         x = (images.images[start : start + batch].float().div_(255) - mean) / std
-        correct += int((run.model(x).argmax(1) == images.labels[start : start + batch]).sum())
+        correct += int((s.run.model(x).argmax(1) == images.labels[start : start + batch]).sum())
     return correct / max(1, len(images))
