@@ -214,7 +214,7 @@ def _set_up(config: TrainConfig) -> _Session:
     session.before = _accuracy(session, splits.val, config.eval_batch_size)
     progress.print(
         f"qat: val {100 * session.fp32_val:.2f}% fp32, {100 * session.before:.2f}% "
-        f"fake-quantised before training; {config.qat_epochs} epochs at lr {lr:.1e}"
+        f"fake-quantised before training; {config.qat_epochs} epoch(s) at lr {lr:.1e}"
     )
     return session
 
