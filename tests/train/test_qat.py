@@ -48,6 +48,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict]:
         replace(
             DEMO_CONFIG,
             train_limit=3000,
+            val_fraction=0.02,  # 1,200 val images: each fake-quantised pass over val is slow
             epochs=3,
             out=str(source),
             quiet=True,
@@ -130,9 +131,10 @@ def test_int8_file_of_a_qat_run_computes_the_trained_graph(
     # folds batch norm into int8 weights where the graph simulates the fold, and LiteRT
     # requantises in fixed point; the accuracy below is what must not move
     assert agreement >= 0.95, agreement
-    # the file's accuracy is the fake-quantised graph's, within rounding
-    fake_acc = float((fake.argmax(1) == labels).mean())
-    assert abs(float((shipped_top1 == labels).mean()) - fake_acc) <= 0.01
+    # the file's accuracy is the fake-quantised graph's within 1.5 pt (7 of 500 images; the
+    # 2-3 % of answers that differ move it either way, measured 0-1 pt)
+    fake_correct = int((fake.argmax(1) == labels).sum())
+    assert abs(int((shipped_top1 == labels).sum()) - fake_correct) <= 7
 
 
 def _error(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
