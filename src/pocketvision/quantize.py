@@ -90,7 +90,8 @@ def prepare_ptq(model: nn.Module, example: torch.Tensor) -> Any:
 def prepare_qat(model: nn.Module, input_size: Sequence[int]) -> Any:
     """The training-mode NHWC graph of ``mobile_form(model)`` with fake quantisation.
 
-    The result is a GraphModule taking ``image=`` (N, H, W, C) and returning ``{"logits": ...}``;
+    The result is a module taking (N, C, H, W) like every model here and returning logits
+    (its ``.graph``, the prepared GraphModule, takes ``image=`` NHWC as the .tflite does);
     ``.train()`` and ``.eval()`` switch batch norm and dropout as on a module.
     """
     from torchao.quantization.pt2e import allow_exported_model_train_eval
@@ -118,8 +119,9 @@ class _Switchable(nn.Module):
         super().__init__()
         self.graph = graph
 
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
-        return self.graph(**{INPUT_NAME: image})["logits"]
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits of an NCHW batch (the graph takes it channels last, as the file does)."""
+        return self.graph(**{INPUT_NAME: x.permute(0, 2, 3, 1)})["logits"]
 
     def train(self, mode: bool = True) -> _Switchable:
         with _patterns_as_modules():

@@ -114,7 +114,7 @@ def test_int8_file_of_a_qat_run_computes_the_trained_graph(
     images, labels, _, _ = verification_images(run, 500, 1, "test")
     inputs = normalize(images, prep).astype(np.float32)
     with torch.no_grad():
-        fake = graph(torch.from_numpy(nhwc(inputs))).numpy()
+        fake = graph(torch.from_numpy(inputs)).numpy()
     interp = interpreter(tmp_path / int8.path)
     inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
     scale, zero = inp["quantization"]

@@ -84,7 +84,10 @@ def _quantisable(run: LoadedRun) -> Any:
     try:
         prepared = quantize.prepare_qat(run.model, size)
         step = "convert"
-        probe = quantize.prepare_qat(run.model, size)  # converting consumes the graph
+        # converting rewrites the graph it is given, so the probe is a second graph; not a
+        # deepcopy: torchao's train/eval switch of a copied graph still switches the original
+        # (the copy kept its dropout and failed to lower: aten.rand_like)
+        probe = quantize.prepare_qat(run.model, size)
         quantize.lower_int8(quantize.convert(probe), quantize.nhwc_example(size))
     except PocketvisionError:
         raise
@@ -108,21 +111,14 @@ def _out(config: TrainConfig, source: Path) -> Path:
     return free_run_dir(source.parent / f"{source.name}-qat")
 
 
-def _nhwc(x: torch.Tensor) -> torch.Tensor:
-    return x.permute(0, 2, 3, 1)
+def _accuracy(s: _Session, model: torch.nn.Module, images: ImageSet, batch: int) -> float:
+    """Top-1 on a split, scored as training scores val (:func:`evaluate_set`); ``model`` is
+    the fake-quantised graph (on the run's device) or the source's fp32 model (on the CPU)."""
+    from pocketvision.train.loop import evaluate_set
 
-
-@torch.no_grad()
-def _accuracy(s: _Session, images: ImageSet, batch: int) -> float:
-    """Top-1 of the fake-quantised graph (eval mode) on a split."""
-    s.graph.eval()
-    correct = 0
-    for start in range(0, len(images), batch):
-        x = images.images[start : start + batch].to(s.device).float().div_(255)
-        logits = s.graph(_nhwc((x - s.mean) / s.std))
-        y = images.labels[start : start + batch].to(s.device)
-        correct += int((logits.argmax(1) == y).sum())
-    return correct / max(1, len(images))
+    on_cpu = model is s.run.model
+    device = torch.device("cpu") if on_cpu else s.device
+    return evaluate_set(model, images, s.run.preprocessing, device, batch)[1]
 
 
 @dataclass
@@ -210,8 +206,8 @@ def _set_up(config: TrainConfig) -> _Session:
         run, source, out, graph, splits, mean, std, optimizer, lr, batch,
         steps=max(1, len(splits.train) // batch), device=device, progress=progress,
     )  # fmt: skip
-    session.fp32_val = _accuracy_fp32(session, splits.val, config.eval_batch_size)
-    session.before = _accuracy(session, splits.val, config.eval_batch_size)
+    session.fp32_val = _accuracy(session, run.model, splits.val, config.eval_batch_size)
+    session.before = _accuracy(session, graph, splits.val, config.eval_batch_size)
     progress.print(
         f"qat: val {100 * session.fp32_val:.2f}% fp32, {100 * session.before:.2f}% "
         f"fake-quantised before training; {config.qat_epochs} epoch(s) at lr {lr:.1e}"
@@ -242,7 +238,7 @@ def _epoch(s: _Session, config: TrainConfig, epoch: int) -> None:
         done = epoch * s.steps + step
         for group in s.optimizer.param_groups:
             group["lr"] = s.lr * 0.5 * (1 + math.cos(math.pi * done / total))
-        logits = s.graph(_nhwc(x))
+        logits = s.graph(x)
         loss = F.cross_entropy(logits, y, label_smoothing=s.source.label_smoothing)
         s.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -255,7 +251,7 @@ def _epoch(s: _Session, config: TrainConfig, epoch: int) -> None:
         "epoch": epoch + 1,
         "train_loss": round(loss_sum / seen, 5),
         "train_accuracy": round(correct / seen, 5),
-        "val_accuracy": round(_accuracy(s, s.splits.val, config.eval_batch_size), 5),
+        "val_accuracy": round(_accuracy(s, s.graph, s.splits.val, config.eval_batch_size), 5),
         "lr": s.optimizer.param_groups[0]["lr"],
         "images_per_s": round(seen / (time.perf_counter() - t0), 1),
         "seconds": round(time.perf_counter() - t0, 2),
@@ -268,13 +264,13 @@ def _epoch(s: _Session, config: TrainConfig, epoch: int) -> None:
 def _finish(s: _Session, config: TrainConfig, seconds: float) -> dict[str, Any]:
     """The weights (fp32 and the fake-quantised graph), the test split, summary.json."""
     s.graph.eval()
-    s.graph.to("cpu")
-    save_tensors(quantize.fp32_weights(s.graph, s.run.model), s.out / BEST)
+    save_tensors(quantize.fp32_weights(s.graph, s.run.model), s.out / BEST)  # (to the CPU)
     save_tensors(quantize.qat_state(s.graph), s.out / QAT_STATE)
-    s.graph.to(s.device)
     test = s.splits.test
     test_acc = (
-        _accuracy(s, test, config.eval_batch_size) if test is not None and len(test) else None
+        _accuracy(s, s.graph, test, config.eval_batch_size)
+        if test is not None and len(test)
+        else None
     )
     summary = {
         "run_dir": str(s.out),
@@ -303,14 +299,3 @@ def _finish(s: _Session, config: TrainConfig, seconds: float) -> dict[str, Any]:
     }
     write_json(s.out / SUMMARY, summary)
     return summary
-
-
-@torch.no_grad()
-def _accuracy_fp32(s: _Session, images: ImageSet, batch: int) -> float:
-    """Top-1 of the source run's fp32 model (on the CPU, as loaded) on a split."""
-    mean, std = s.mean.cpu(), s.std.cpu()
-    correct = 0
-    for start in range(0, len(images), batch):
-        x = (images.images[start : start + batch].float().div_(255) - mean) / std
-        correct += int((s.run.model(x).argmax(1) == images.labels[start : start + batch]).sum())
-    return correct / max(1, len(images))
