@@ -217,10 +217,7 @@ def load_weights(model: nn.Module, path: Path) -> None:
         raise PocketvisionError(
             f"{path}: no checkpoint; train the run first or finish it with --resume"
         )
-    try:
-        state = load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as err:
-        raise PocketvisionError(f"{path}: corrupt checkpoint ({err})") from None
+    state = read_tensors(path)
     try:
         model.load_state_dict(state)
     except RuntimeError as err:
@@ -234,8 +231,11 @@ def load_weights(model: nn.Module, path: Path) -> None:
 def read_qat_state(run_dir: str | Path) -> dict[str, Any] | None:
     """The state dict of a `train --qat` run's quantisation-aware graph; None for other runs."""
     path = Path(run_dir) / QAT_STATE
-    if not path.exists():
-        return None
+    return read_tensors(path) if path.exists() else None
+
+
+def read_tensors(path: Path) -> dict[str, Any]:
+    """A safetensors file's tensors; a corrupt file is a one-line error naming it."""
     try:
         return dict(load_file(str(path)))
     except (SafetensorError, OSError, ValueError) as err:
