@@ -104,13 +104,11 @@ def test_a_killed_run_resumed_continues_its_mlflow_run(
     """kill -9 inside epoch 2, then --resume: one MLflow run, FINISHED, each epoch's metrics
     at its step with the values metrics.jsonl holds, the params logged once."""
     import os
-    import signal
     import subprocess
     import sys
-    import time
 
-    import torch
     from mlflow.tracking import MlflowClient
+    from train_support import kill_inside_second_epoch
 
     out, store = tmp_path / "run", (tmp_path / "mlruns").as_uri()
     monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # for this test's own client
@@ -120,17 +118,7 @@ def test_a_killed_run_resumed_continues_its_mlflow_run(
             "--log", "mlflow", "--tracking-uri", store]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    last = out / "checkpoints" / "last.pt"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and proc.poll() is None:
-        if last.exists() and (out / "metrics.jsonl").exists():
-            state = torch.load(last, weights_only=True)
-            if state["state"]["epoch"] >= 1 and state["state"]["step"] > 0:
-                break
-        time.sleep(0.05)
-    assert proc.poll() is None, "the run finished before it could be killed"
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    kill_inside_second_epoch(proc, out)
     client = MlflowClient(tracking_uri=store)
     experiment = client.get_experiment_by_name("pocketvision").experiment_id
     (killed,) = client.search_runs([experiment])

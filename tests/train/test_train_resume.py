@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
+from train_support import kill_inside_second_epoch
 
 ARGS = [
     "--data", "digits", "--model", "lenet5", "--epochs", "3", "--batch-size", "16", "--train-limit", "480",
@@ -44,18 +43,8 @@ def test_kill_9_mid_epoch_then_resume_matches_uninterrupted_run(tmp_path: Path) 
     clean, killed = tmp_path / "clean", tmp_path / "killed"
     reference = _cli("--out", str(clean))
     proc = _cli("--out", str(killed))
+    kill_inside_second_epoch(proc, killed)
     last = killed / "checkpoints" / "last.pt"
-    deadline = time.monotonic() + 120
-    # wait until the run is inside epoch 2 with a mid-epoch checkpoint on disk, then kill -9
-    while time.monotonic() < deadline and proc.poll() is None:
-        if last.exists() and (killed / "metrics.jsonl").exists():
-            state = torch.load(last, weights_only=True)
-            if state["state"]["epoch"] >= 1 and state["state"]["step"] > 0:
-                break
-        time.sleep(0.05)
-    assert proc.poll() is None, "the run finished before it could be killed"
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
     state = torch.load(last, weights_only=True)
     assert state["state"]["step"] > 0  # the checkpoint it resumes from is mid-epoch
     resumed = _cli("--out", str(killed), "--resume")
