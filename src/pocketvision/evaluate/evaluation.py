@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -21,6 +21,9 @@ from pocketvision.evaluate.metrics import classification_metrics
 from pocketvision.evaluate.plots import plot_confusion_matrix, plot_mistakes
 from pocketvision.files import write_json
 from pocketvision.rundir import LoadedRun, load_run
+
+if TYPE_CHECKING:
+    from pocketvision.data.datasets import DataSplits, ImageSet
 
 SPLITS = ("val", "test", "all")
 METRICS_FILE = "metrics.json"
@@ -128,35 +131,12 @@ def evaluate(
     if split not in SPLITS:
         raise PocketvisionError(f"--split {split}: unknown; use one of {', '.join(SPLITS)}")
     run = load_run(run_dir)
-    config = run.config or {}
-    data = data or config.get("data")
-    if not data:
-        raise PocketvisionError(
-            f"{run.path}/config.json names no data; pass --data (a folder, CSV, IDX folder, "
-            "fashion-mnist or digits)"
-        )
-    from pocketvision.data import load_data
-
-    # the same fraction and seed as training, so "val" is the split the run was selected on
-    splits = load_data(
-        str(data),
-        run.preprocessing,
-        val_fraction=float(config.get("val_fraction", 0.1)),
-        seed=int(config.get("seed", 0)),
-    )
-    if split == "val":
-        parts = [splits.val]
-    elif split == "test":
-        if splits.test is None:
-            raise PocketvisionError(f"{data}: has no test split; use --split val or all")
-        parts = [splits.test]
-    else:
-        parts = [s for s in (splits.train, splits.val, splits.test) if s is not None]
+    data, splits, parts = _load_split(run, data, split)
     images = torch.cat([p.images for p in parts])
     labels = torch.cat([p.labels for p in parts])
     if images.shape[0] == 0:
         raise PocketvisionError(f"{data}: the {split} split is empty")
-    _class_index(splits.classes, run.labels, str(data), run.path)
+    _class_index(splits.classes, run.labels, data, run.path)
     result = evaluate_images(
         run,
         images,
@@ -175,7 +155,7 @@ def evaluate(
     result = {
         "run": str(run.path),
         "model": run.spec.name,
-        "data": str(data),
+        "data": data,
         "split": split,
         "num_bad_files": len(splits.bad_files),
         **result,
@@ -183,3 +163,32 @@ def evaluate(
     if write:
         write_json(run.path / METRICS_FILE, result)
     return result
+
+
+def _load_split(
+    run: LoadedRun, data: str | None, split: str
+) -> tuple[str, DataSplits, list[ImageSet]]:
+    """(the data string, its splits, the parts ``split`` names) for ``run``."""
+    config = run.config or {}
+    data = data or config.get("data")
+    if not data:
+        raise PocketvisionError(
+            f"{run.path}/config.json names no data; pass --data (a folder, CSV, IDX folder, "
+            "fashion-mnist or digits)"
+        )
+    from pocketvision.data import load_data
+
+    # the same fraction and seed as training, so "val" is the split the run was selected on
+    splits = load_data(
+        str(data),
+        run.preprocessing,
+        val_fraction=float(config.get("val_fraction", 0.1)),
+        seed=int(config.get("seed", 0)),
+    )
+    if split == "val":
+        return str(data), splits, [splits.val]
+    if split == "test":
+        if splits.test is None:
+            raise PocketvisionError(f"{data}: has no test split; use --split val or all")
+        return str(data), splits, [splits.test]
+    return str(data), splits, [s for s in (splits.train, splits.val, splits.test) if s is not None]

@@ -227,29 +227,34 @@ def export_run(
     shutil.copyfile(loaded.path / PREPROCESSING, folder / PREPROCESSING)
 
     results = _export_formats(ctx, chosen, precisions, isolate)
-    torch_acc = None
-    if ctx.verify.labels is not None:
-        torch_acc = float((ctx.verify.reference.argmax(1) == ctx.verify.labels).mean())
     if codegen:
         from pocketvision.export.codegen import generate_apps
 
         with captured():  # coremltools prints on import
             generate_apps(ctx, results)
-    report = ExportReport(
-        folder=folder,
-        run=str(loaded.path),
-        model=loaded.spec.name,
+    report = _report(ctx, results, started)
+    write_json(folder / REPORT, [asdict(r) for r in results])
+    write_json(folder / SUMMARY, report.summary())
+    return report
+
+
+def _report(ctx: ExportContext, results: list[ExportResult], started: float) -> ExportReport:
+    """The report of ``results``: what was checked, on how many images, and PyTorch's score."""
+    torch_acc = None
+    if ctx.verify.labels is not None:
+        torch_acc = float((ctx.verify.reference.argmax(1) == ctx.verify.labels).mean())
+    return ExportReport(
+        folder=ctx.out,
+        run=str(ctx.run.path),
+        model=ctx.run.spec.name,
         split=ctx.verify.split,
         verify_images=len(ctx.verify.inputs),
         calibration_images=len(ctx.verify.calibration),
-        threads=threads,
+        threads=ctx.threads,
         pytorch_accuracy=torch_acc,
         results=results,
         seconds=round(time.perf_counter() - started, 3),
     )
-    write_json(folder / REPORT, [asdict(r) for r in results])
-    write_json(folder / SUMMARY, report.summary())
-    return report
 
 
 def _export_formats(

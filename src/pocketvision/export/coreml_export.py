@@ -200,52 +200,63 @@ def inspect_spec(spec: Any) -> dict[str, Any]:
     }
     kind = spec.WhichOneof("Type")
     info["type"] = kind
+    channels = 1 if info["color"] == "grayscale" else 3
     if kind == "neuralNetworkClassifier":
-        nn_spec = spec.neuralNetworkClassifier
-        scaler = nn_spec.preprocessing[0].scaler
-        info["scale"] = scaler.channelScale
-        info["bias"] = (
-            [scaler.grayBias]
-            if info["color"] == "grayscale"
-            else [scaler.redBias, scaler.greenBias, scaler.blueBias]
-        )
-        info["labels"] = list(nn_spec.stringClassLabels.vector)
-        last = nn_spec.layers[-1]
-        info["ends_in_softmax"] = last.WhichOneof("layer") in ("softmax", "softmaxND")
+        info.update(_inspect_neural_network(spec.neuralNetworkClassifier, channels))
     else:
-        function = spec.mlProgram.functions["main"]
-        block = function.block_specializations[function.opset]
-        consts = _const_values(block)
-        ops = {op.outputs[0].name: op for op in block.operations if op.outputs}
+        info.update(_inspect_ml_program(spec.mlProgram, channels))
+    return info
 
-        def arg(op: Any, name: str) -> str:
-            return op.inputs[name].arguments[0].name
 
-        scaled = next(
-            (o for o in block.operations if o.type == "mul" and arg(o, "x") == INPUT_NAME), None
-        )
-        # coremltools leaves out the mul for scale 1 and the add for zero bias
-        info["scale"] = consts[arg(scaled, "y")][0] if scaled is not None else 1.0
-        biased = next(
-            (
-                o
-                for o in block.operations
-                if o.type == "add"
-                and arg(o, "x") == (scaled.outputs[0].name if scaled is not None else INPUT_NAME)
-            ),
-            None,
-        )
-        channels = 1 if info["color"] == "grayscale" else 3
-        info["bias"] = consts[arg(biased, "y")] if biased is not None else [0.0] * channels
-        classify = next(o for o in block.operations if o.type == "classify")
-        # the labels are an immediate list value of the classify op, not a const
-        classes = classify.inputs["classes"].arguments[0].value.immediateValue.list.values
-        info["labels"] = [v.immediateValue.tensor.strings.values[0] for v in classes]
-        producer = ops.get(arg(classify, "probabilities"))
-        # fp16 programs cast back to fp32 just before the classifier
-        while producer is not None and producer.type == "cast":
-            producer = ops.get(arg(producer, "x"))
-        info["ends_in_softmax"] = producer is not None and producer.type == "softmax"
+def _inspect_neural_network(nn_spec: Any, channels: int) -> dict[str, Any]:
+    """Scale, bias, labels and the final softmax of a neuralnetwork classifier."""
+    info: dict[str, Any] = {}
+    scaler = nn_spec.preprocessing[0].scaler
+    info["scale"] = scaler.channelScale
+    info["bias"] = (
+        [scaler.grayBias] if channels == 1 else [scaler.redBias, scaler.greenBias, scaler.blueBias]
+    )
+    info["labels"] = list(nn_spec.stringClassLabels.vector)
+    last = nn_spec.layers[-1]
+    info["ends_in_softmax"] = last.WhichOneof("layer") in ("softmax", "softmaxND")
+    return info
+
+
+def _inspect_ml_program(program: Any, channels: int) -> dict[str, Any]:
+    """Scale, bias, labels and the final softmax of an ML program's main function."""
+    info: dict[str, Any] = {}
+    function = program.functions["main"]
+    block = function.block_specializations[function.opset]
+    consts = _const_values(block)
+    ops = {op.outputs[0].name: op for op in block.operations if op.outputs}
+
+    def arg(op: Any, name: str) -> str:
+        return op.inputs[name].arguments[0].name
+
+    scaled = next(
+        (o for o in block.operations if o.type == "mul" and arg(o, "x") == INPUT_NAME), None
+    )
+    # coremltools leaves out the mul for scale 1 and the add for zero bias
+    info["scale"] = consts[arg(scaled, "y")][0] if scaled is not None else 1.0
+    biased = next(
+        (
+            o
+            for o in block.operations
+            if o.type == "add"
+            and arg(o, "x") == (scaled.outputs[0].name if scaled is not None else INPUT_NAME)
+        ),
+        None,
+    )
+    info["bias"] = consts[arg(biased, "y")] if biased is not None else [0.0] * channels
+    classify = next(o for o in block.operations if o.type == "classify")
+    # the labels are an immediate list value of the classify op, not a const
+    classes = classify.inputs["classes"].arguments[0].value.immediateValue.list.values
+    info["labels"] = [v.immediateValue.tensor.strings.values[0] for v in classes]
+    producer = ops.get(arg(classify, "probabilities"))
+    # fp16 programs cast back to fp32 just before the classifier
+    while producer is not None and producer.type == "cast":
+        producer = ops.get(arg(producer, "x"))
+    info["ends_in_softmax"] = producer is not None and producer.type == "softmax"
     return info
 
 

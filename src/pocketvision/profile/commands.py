@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
 from pocketvision.errors import PocketvisionError
+
+if TYPE_CHECKING:
+    from pocketvision.profile.profiler import ProfileResult
 
 
 def _int_list(text: str) -> list[int]:
@@ -42,6 +46,12 @@ def _profile(args: argparse.Namespace) -> int:
     if args.json:
         print(result.to_json())
         return 0
+    _print_profile(result)
+    return 0
+
+
+def _print_profile(result: ProfileResult) -> None:
+    """The profile as a line of static costs, a table per runtime and batch, then failures."""
     from rich.console import Console
     from rich.table import Column, Table
 
@@ -82,7 +92,6 @@ def _profile(args: argparse.Namespace) -> int:
     for r in result.runtimes:
         if r.status != "ok":
             console.print(f"{r.runtime} (batch {r.batch}) {r.status}: {r.reason}", markup=False)
-    return 0
 
 
 def _compare(args: argparse.Namespace) -> int:

@@ -187,41 +187,41 @@ def profile(
         raise PocketvisionError("--batch sizes and the number of runs must be >= 1")
     threads = threads or torch.get_num_threads()
     name, model, size = resolve_model(target, input_size, in_chans, num_classes, model_kwargs)
-    macs = count_macs(model, size)
     with _threads(threads):
-        peak = matmul_peak_gflops(threads)
-        result = ProfileResult(
-            model=name,
-            params=count_params(model),
-            macs=macs,
-            input_size=list(size),
-            threads=threads,
-            peak_gflops=round(peak, 2),
-            activation_bytes=activation_peak_bytes(model, torch.randn(1, *size)),
-            size_bytes=file_sizes(model),
-            machine=environment(),
-        )
+        result = _static_costs(name, model, size, threads)
         gpu = {rt for rt in runtime_names if runtimes.RUNTIMES[rt].gpu}
         if gpu:
             gpu_peak = cuda_matmul_peak_gflops()
             result.gpu_peak_gflops = round(gpu_peak, 2) if gpu_peak else None
         with tempfile.TemporaryDirectory() as tmp:
             for rt in runtime_names:
+                # a GPU runtime's peak_fraction is against the GPU's peak when it has one
+                peak = result.peak_gflops
+                if rt in gpu and result.gpu_peak_gflops:
+                    peak = result.gpu_peak_gflops
+                job = _Job(model, size, threads, runs, result.macs, peak, Path(tmp), budget_s)
                 for batch in batches:
                     if log:
                         log(f"{name}: {rt} batch {batch}")
-                    job = _Job(
-                        model,
-                        size,
-                        threads,
-                        runs,
-                        macs,
-                        result.gpu_peak_gflops or peak if rt in gpu else peak,
-                        Path(tmp),
-                        budget_s,
-                    )
                     result.runtimes.append(_measure(rt, batch, job))
     return result
+
+
+def _static_costs(
+    name: str, model: nn.Module, size: tuple[int, int, int], threads: int
+) -> ProfileResult:
+    """What does not depend on a runtime: params, MACs, activations, file sizes, the peak."""
+    return ProfileResult(
+        model=name,
+        params=count_params(model),
+        macs=count_macs(model, size),
+        input_size=list(size),
+        threads=threads,
+        peak_gflops=round(matmul_peak_gflops(threads), 2),
+        activation_bytes=activation_peak_bytes(model, torch.randn(1, *size)),
+        size_bytes=file_sizes(model),
+        machine=environment(),
+    )
 
 
 @dataclass(frozen=True)

@@ -146,13 +146,7 @@ class Perceptron:
                 if stop_on_cycle:
                     break
             seen.setdefault(state, epoch)
-            errors = 0
-            for xi, yi in zip(xm, y, strict=True):
-                predicted = int(xi @ self.weights + self.bias > 0)
-                if predicted != yi:
-                    self.weights = self.weights + self.lr * (yi - predicted) * xi
-                    self.bias += self.lr * (yi - predicted)
-                    errors += 1
+            errors = self._epoch(xm, y)
             self.mistakes.append(errors)
             if log:
                 w = ", ".join(f"{v:+.2f}" for v in self.weights)
@@ -161,18 +155,30 @@ class Perceptron:
                 self.converged = True
                 self.message = f"converged after {epoch} epochs: every point is on the right side"
                 return self
-        wrong = (
-            f"{self.mistakes[-1]} of {len(y)} points still wrong after {len(self.mistakes)} epochs"
-        )
+        self.message = self._gave_up(len(y), cycle)
+        return self
+
+    def _epoch(self, xm: np.ndarray, y: np.ndarray) -> int:
+        """One pass of the perceptron rule over every point; the number it got wrong."""
+        errors = 0
+        for xi, yi in zip(xm, y, strict=True):
+            predicted = int(xi @ self.weights + self.bias > 0)
+            if predicted != yi:
+                self.weights = self.weights + self.lr * (yi - predicted) * xi
+                self.bias += self.lr * (yi - predicted)
+                errors += 1
+        return errors
+
+    def _gave_up(self, n: int, cycle: tuple[int, int] | None) -> str:
+        """Why the rule stopped without converging: a proven cycle, or out of epochs."""
+        wrong = f"{self.mistakes[-1]} of {n} points still wrong after {len(self.mistakes)} epochs"
         if cycle is not None:
-            self.message = (
+            return (
                 f"cannot converge: the weights at the start of epoch {cycle[1]} equal those of "
                 f"epoch {cycle[0]}, so the rule cycles forever ({wrong}); no line separates "
                 "these classes: they are not linearly separable, like XOR"
             )
-        else:
-            self.message = (
-                f"did not converge: {wrong}; the classes may not be linearly separable "
-                "(like XOR), or need more epochs"
-            )
-        return self
+        return (
+            f"did not converge: {wrong}; the classes may not be linearly separable "
+            "(like XOR), or need more epochs"
+        )

@@ -85,22 +85,23 @@ def train_classifier(
     # in synchronisation than they save, and on a busy machine their spin-waiting made LeNet
     # 10x slower (measured: 14 s vs 1.1 s CPU for 10 epochs). threadpoolctl ships with
     # scikit-learn.
+    recipe = _Recipe(epochs, lr, batch_size, momentum, weight_decay, seed, augment, log)
     with _blas_threads(blas_threads):
-        return _train(
-            model,
-            x,
-            y,
-            x_test,
-            y_test,
-            epochs,
-            lr,
-            batch_size,
-            momentum,
-            weight_decay,
-            seed,
-            augment,
-            log,
-        )
+        return _train(model, (x, y), (x_test, y_test), recipe)
+
+
+@dataclass(frozen=True)
+class _Recipe:
+    """The keywords of :func:`train_classifier`, for the loop."""
+
+    epochs: int
+    lr: float
+    batch_size: int
+    momentum: float
+    weight_decay: float
+    seed: int
+    augment: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None
+    log: Callable[[str], None] | None
 
 
 def _blas_threads(limit: int | None) -> AbstractContextManager[object]:
@@ -115,45 +116,32 @@ def _blas_threads(limit: int | None) -> AbstractContextManager[object]:
 
 def _train(
     model: Classifier,
-    x: np.ndarray,
-    y: np.ndarray,
-    x_test: np.ndarray,
-    y_test: np.ndarray,
-    epochs: int,
-    lr: float,
-    batch_size: int,
-    momentum: float,
-    weight_decay: float,
-    seed: int,
-    augment: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None,
-    log: Callable[[str], None] | None,
+    train: tuple[np.ndarray, np.ndarray],
+    test: tuple[np.ndarray, np.ndarray],
+    r: _Recipe,
 ) -> History:
-    rng = np.random.default_rng(seed)
+    (x, y), (x_test, y_test) = train, test
+    rng = np.random.default_rng(r.seed)
     velocity = {k: np.zeros_like(v) for k, v in model.params.items()}
-    steps_per_epoch = -(-len(x) // batch_size)
-    total_steps, step = epochs * steps_per_epoch, 0
+    total_steps, step = r.epochs * -(-len(x) // r.batch_size), 0
     history = History()
     start, cpu_start = time.perf_counter(), time.process_time()
-    for epoch in range(1, epochs + 1):
+    for epoch in range(1, r.epochs + 1):
         order = rng.permutation(len(x))
         losses = []
-        for i in range(0, len(x), batch_size):
-            batch = order[i : i + batch_size]
-            xb = x[batch] if augment is None else augment(x[batch], rng)
+        for i in range(0, len(x), r.batch_size):
+            batch = order[i : i + r.batch_size]
+            xb = x[batch] if r.augment is None else r.augment(x[batch], rng)
             loss, grads = model.loss_and_grads(xb, y[batch])
             losses.append(loss)
-            lr_t = lr * 0.5 * (1 + np.cos(np.pi * step / total_steps))
-            for name, param in model.params.items():
-                v = velocity[name]
-                v *= momentum
-                v += grads[name] + weight_decay * param
-                param -= (lr_t * v).astype(param.dtype)
+            lr_t = r.lr * 0.5 * (1 + np.cos(np.pi * step / total_steps))
+            _sgd_step(model.params, grads, velocity, lr_t, r)
             step += 1
         history.train_loss.append(float(np.mean(losses)))
         history.train_accuracy.append(accuracy(model, x, y))
         history.test_accuracy.append(accuracy(model, x_test, y_test))
-        if log:
-            log(
+        if r.log:
+            r.log(
                 f"epoch {epoch:3d}  loss {history.train_loss[-1]:.4f}  "
                 f"train acc {history.train_accuracy[-1]:.2%}  "
                 f"test acc {history.test_accuracy[-1]:.2%}  "
@@ -162,3 +150,12 @@ def _train(
     history.seconds = time.perf_counter() - start
     history.cpu_seconds = time.process_time() - cpu_start
     return history
+
+
+def _sgd_step(params: Params, grads: Params, velocity: Params, lr: float, r: _Recipe) -> None:
+    """v <- momentum * v + grad + weight_decay * param;  param <- param - lr * v (in place)."""
+    for name, param in params.items():
+        v = velocity[name]
+        v *= r.momentum
+        v += grads[name] + r.weight_decay * param
+        param -= (lr * v).astype(param.dtype)

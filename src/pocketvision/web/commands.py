@@ -43,15 +43,7 @@ def serve(
         PocketvisionError: the run cannot be loaded, the port is out of range or taken, or
             the timeout is not positive, or an origin is not scheme://host[:port].
     """
-    if not 0 <= port <= 65535:
-        raise PocketvisionError(f"--port {port}: must be 0-65535")
-    if timeout is not None and not timeout > 0:
-        raise PocketvisionError(f"--timeout {timeout}: must be a positive number of seconds")
-    for origin in cors:
-        if not _is_origin(origin):
-            raise PocketvisionError(
-                f"--cors {origin!r}: not an origin (scheme://host[:port], e.g. https://app.example)"
-            )
+    _check_options(port, timeout, cors)
     import torch
     import uvicorn
 
@@ -79,14 +71,32 @@ def serve(
     timeout = timeout or REQUEST_TIMEOUT
     app = create_app(served, workers=workers, timeout=timeout, cors=cors)
     bound = sock.getsockname()[1]
+    _announce(host, bound, cors)
+    return_large_buffers_to_os()  # memory stays flat under large uploads (see its docstring)
+    uvicorn.Server(uvicorn_config(app, timeout=timeout)).run(sockets=[sock])
+
+
+def _announce(host: str, port: int, cors: Sequence[str]) -> None:
+    """The lines a user needs once the server is up: where, and who else may reach it."""
     shown = f"[{host}]" if ":" in host else host
-    print(f"pocketvision serve: http://{shown}:{bound}/  (Ctrl+C stops)", file=sys.stderr)
+    print(f"pocketvision serve: http://{shown}:{port}/  (Ctrl+C stops)", file=sys.stderr)
     if not _is_loopback(host):
         print(f"warning: listening on {host}, reachable from other machines", file=sys.stderr)
     if cors:
         print(f"pages from {', '.join(cors)} may call this API (--cors)", file=sys.stderr)
-    return_large_buffers_to_os()  # memory stays flat under large uploads (see its docstring)
-    uvicorn.Server(uvicorn_config(app, timeout=timeout)).run(sockets=[sock])
+
+
+def _check_options(port: int, timeout: float | None, cors: Sequence[str]) -> None:
+    """One-line errors for a port out of range, a timeout <= 0, or an origin that is not one."""
+    if not 0 <= port <= 65535:
+        raise PocketvisionError(f"--port {port}: must be 0-65535")
+    if timeout is not None and not timeout > 0:
+        raise PocketvisionError(f"--timeout {timeout}: must be a positive number of seconds")
+    for origin in cors:
+        if not _is_origin(origin):
+            raise PocketvisionError(
+                f"--cors {origin!r}: not an origin (scheme://host[:port], e.g. https://app.example)"
+            )
 
 
 def _bind(host: str, port: int) -> socket.socket:

@@ -128,6 +128,23 @@ def _size(path: Path | None) -> int | None:
     return path.stat().st_size if path is not None and path.is_file() else None
 
 
+# what the card shows of summary.json (training) and of metrics.json (`pocketvision evaluate`)
+TRAINING_KEYS = (
+    "data",
+    "best_val_accuracy",
+    "best_epoch",
+    "test_accuracy",
+    "epochs",
+    "num_train",
+    "num_val",
+    "num_test",
+    "seconds",
+    "data_inspection",  # what training's data check found (duplicates, balance)
+    "pretrained",  # the published weights it started from: tag, source, sha256
+)
+EVALUATION_KEYS = ("data", "split", "accuracy", "top5_accuracy", "confusion_matrix")
+
+
 def model_card(served: ServedModel) -> dict[str, Any]:
     """What the page's model card shows, read from the run directory and the registry.
 
@@ -142,7 +159,7 @@ def model_card(served: ServedModel) -> dict[str, Any]:
     prep = run.preprocessing
     summary = run.summary or {}
     metrics = _read_json(run.path / "metrics.json")
-    card: dict[str, Any] = {
+    return {
         "run": run.path.name,
         "model": run.spec.name,
         "kwargs": run.spec.kwargs,
@@ -175,31 +192,12 @@ def model_card(served: ServedModel) -> dict[str, Any]:
         },
         "onnx": served.onnx_path is not None,
         "onnx_error": served.onnx_error,
-        "training": {
-            key: summary.get(key)
-            for key in (
-                "data",
-                "best_val_accuracy",
-                "best_epoch",
-                "test_accuracy",
-                "epochs",
-                "num_train",
-                "num_val",
-                "num_test",
-                "seconds",
-                "data_inspection",  # what training's data check found (duplicates, balance)
-                "pretrained",  # the published weights it started from: tag, source, sha256
-            )
-        },
-        "evaluation": None,
+        "training": {key: summary.get(key) for key in TRAINING_KEYS},
+        "evaluation": None
+        if metrics is None
+        else {key: metrics.get(key) for key in EVALUATION_KEYS},
         "confusion_png": (run.path / CONFUSION_FILE).is_file(),
     }
-    if metrics is not None:
-        card["evaluation"] = {
-            key: metrics.get(key)
-            for key in ("data", "split", "accuracy", "top5_accuracy", "confusion_matrix")
-        }
-    return card
 
 
 def load_served(run_dir: str | Path, *, export_onnx: bool = True) -> ServedModel:

@@ -18,7 +18,7 @@ from pocketvision.scratch.lessons.result import LessonResult, Log
 from pocketvision.scratch.networks import LeNet
 from pocketvision.scratch.plotting import new_figure, save_figure, show_image, show_kernel
 from pocketvision.scratch.pool import avg_pool2d, max_pool2d
-from pocketvision.scratch.training import train_classifier
+from pocketvision.scratch.training import History, train_classifier
 
 
 def convolution(out: Path, *, photo: str = "camera", log: Log = print) -> LessonResult:
@@ -132,18 +132,31 @@ def lenet(
         f"({history.seconds:.1f} s wall, {history.cpu_seconds:.1f} s CPU)"
     )
 
-    acts = model.features(x_test[:1])
+    _plot_lenet(model, history, x_test[:1], int(data.y_test[0]), out)
+    return LessonResult(
+        out,
+        {
+            "test_accuracy": history.test_accuracy[-1],
+            "seconds": history.seconds,
+            "cpu_seconds": history.cpu_seconds,
+        },
+    )
+
+
+def _plot_lenet(model: LeNet, history: History, digit: np.ndarray, label: int, out: Path) -> None:
+    """Learning curves, the learned conv1 kernels and both layers' maps of one test digit."""
+    acts = model.features(digit)
     fig = new_figure(14, 8)
     top, bottom = np.asarray(fig.subfigures(2, 1, height_ratios=[1, 1.3])).ravel()
     ax_loss, ax_acc, ax_in = top.subplots(1, 3, width_ratios=[1, 1, 0.6])
-    ep = np.arange(1, epochs + 1)
+    ep = np.arange(1, len(history.train_loss) + 1)
     ax_loss.plot(ep, history.train_loss)
     ax_loss.set(title="learning curve", xlabel="epoch", ylabel="cross-entropy", yscale="log")
     ax_acc.plot(ep, history.train_accuracy, label="train")
     ax_acc.plot(ep, history.test_accuracy, label="test")
     ax_acc.set(title="accuracy", xlabel="epoch", ylim=(0, 1.01))
     ax_acc.legend(fontsize=8)
-    show_image(ax_in, x_test[0, 0], f"test digit {data.y_test[0]}", cmap="gray_r")
+    show_image(ax_in, digit[0, 0], f"test digit {label}", cmap="gray_r")
     grid = bottom.subplots(3, 16)
     for ax in grid.ravel():
         ax.set_axis_off()
@@ -154,14 +167,6 @@ def lenet(
         show_image(grid[2, i], acts["relu2"][0, i], f"conv2 {i}")
     bottom.suptitle("learned conv1 kernels, and the feature maps of the digit above", fontsize=9)
     save_figure(fig, out)
-    return LessonResult(
-        out,
-        {
-            "test_accuracy": history.test_accuracy[-1],
-            "seconds": history.seconds,
-            "cpu_seconds": history.cpu_seconds,
-        },
-    )
 
 
 def random_shift_2(batch: np.ndarray, rng: np.random.Generator) -> np.ndarray:
