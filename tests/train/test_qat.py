@@ -9,6 +9,8 @@ The accuracy QAT recovers over post-training int8 is measured by benchmarks/qat.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -168,3 +170,50 @@ def test_a_corrupt_qat_checkpoint_is_one_line(tmp_path: Path) -> None:
     (tmp_path / QAT_STATE).write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{garbage")
     with pytest.raises(PocketvisionError, match=r"qat\.safetensors: corrupt checkpoint"):
         read_qat_state(tmp_path)
+
+
+# A family whose forward uses an op the int8 LiteRT lowering lacks (aten.erfinv), registered
+# in a child process only, so the registry-wide tests of this process never see it.
+_UNQUANTISABLE = """
+import json, sys
+from pathlib import Path
+import torch
+from torch import nn
+from pocketvision.cli import main
+from pocketvision.preprocess import Preprocessing
+from pocketvision.registry import Family, Paper, register_model
+from pocketvision.rundir import BEST, ModelSpec, save_weights, write_run_files
+
+class ErfinvNet(nn.Module):
+    def __init__(self, num_classes=10, in_chans=1, small_input=False):
+        super().__init__()
+        self.stem = nn.Conv2d(in_chans, 4, 3, padding=1)
+        self.fc = nn.Linear(4, num_classes)
+
+    def forward(self, x):
+        return self.fc(torch.erfinv(0.5 * torch.tanh(self.stem(x))).mean((2, 3)))
+
+family = Family("ErfinvNet", ErfinvNet, Paper("none", "none", 2026, ""), "nothing", "stem", "fc")
+register_model(family, "erfinv_net", params=0, macs=0, top1=None, table="none")
+spec = ModelSpec("erfinv_net", {"num_classes": 10, "in_chans": 1, "small_input": True})
+run = Path(sys.argv[1])
+save_weights(spec.build(), run / BEST)
+write_run_files(run, spec, [str(i) for i in range(10)], Preprocessing((1, 28, 28), (0.5,), (0.5,)))
+(run / "config.json").write_text(json.dumps({"data": "fashion-mnist"}))
+sys.exit(main(["train", "--qat", str(run)]))
+"""
+
+
+def test_qat_of_a_model_with_an_op_int8_cannot_take_names_the_op(tmp_path: Path) -> None:
+    run = tmp_path / "erfinv"
+    done = subprocess.run(
+        [sys.executable, "-c", _UNQUANTISABLE, str(run)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 2, done.stderr
+    err = done.stderr.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("pocketvision: error: --qat "), done.stderr
+    assert "op erfinv of erfinv_net cannot be quantised to int8" in err[0]
+    assert not (tmp_path / "erfinv-qat").exists()  # nothing written before the check
