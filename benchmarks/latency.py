@@ -5,19 +5,22 @@ Every measurement goes through ``pocketvision.profile.profile`` (the same code a
 each runtime's output is checked against eager PyTorch before it is timed, and the machine's
 fp32 matmul peak is measured in the same process at the same thread count.
 
-Three parts, in this order (each model's result is written as soon as it is measured):
+Parts, in this order (each model's result is written as soon as it is measured):
 
 * target: mobilenet_v2_100 at 3x224x224, batch 1 and 32: is the fastest deploy runtime
   (onnxruntime / litert / executorch) >= 3x faster than eager at batch 1, and at >= 60 % of
   the matmul peak at batch 32? Measured first and again last (``target_rerun``), so load from
   other processes on a shared machine shows up as the spread between the two.
-* zoo224: every mobile model at 3x224x224, batch 1 (the ratio eager / fastest deploy runtime).
+* zoo: every mobile model at the input its paper's top-1 and MACs are for (224 px except
+  EfficientNet-Lite1-4: 240-300 px), batch 1; ``benchmarks/zoo_pareto.py`` turns it into the
+  top-1 / params / MACs / latency table with the Pareto front.
+* zoo224 (not by default): every mobile model at 3x224x224, batch 1.
 * fmnist: the Fashion-MNIST size (1x28x28, ``small_input=True``, 10 classes), batch 1 and 32,
   one model per family (``--all-fmnist``: every mobile model).
 
     python benchmarks/latency.py                      # ~15 min on 2 quiet cores
     python benchmarks/latency.py --parts target       # the target comparison only
-    python benchmarks/latency.py --models mobilenet_v2_100,shufflenet_v1_g3_100 --parts zoo224
+    python benchmarks/latency.py --models mobilenet_v2_100,shufflenet_v1_g3_100 --parts zoo
 
 Writes benchmarks/results/latency_<threads>t.json (see ``--out``).
 """
@@ -63,6 +66,23 @@ MOBILE_ZOO = (
     "nasnet_a_mobile",
     "se_mobilenet_v1_100",
     "se_shufflenet_v1_g3_100",
+    # after 2018 (issue 13)
+    "mobilenet_v3_small_075",
+    "mobilenet_v3_small_100",
+    "mobilenet_v3_large_075",
+    "mobilenet_v3_large_100",
+    "efficientnet_lite0",
+    "efficientnet_lite1",
+    "efficientnet_lite2",
+    "efficientnet_lite3",
+    "efficientnet_lite4",
+    "mobilenet_v4_conv_small",
+    "mobilenet_v4_conv_medium",
+    "mobileone_s0",
+    "mobileone_s1",
+    "mobileone_s2",
+    "mobileone_s3",
+    "mobileone_s4",
 )
 # One model per family for the Fashion-MNIST size unless --all-fmnist.
 FMNIST_DEFAULT = (
@@ -76,7 +96,8 @@ FMNIST_DEFAULT = (
 )
 TARGET = "mobilenet_v2_100"
 RUNTIMES = ("eager", *DEPLOY_RUNTIMES)
-PARTS = ("target", "zoo224", "fmnist")
+PARTS = ("target", "zoo", "zoo224", "fmnist")
+DEFAULT_PARTS = ("target", "zoo", "fmnist")
 
 
 def load() -> list[float]:
@@ -161,7 +182,9 @@ def measure(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--parts", default=",".join(PARTS), help=f"subset of {','.join(PARTS)}")
+    parser.add_argument(
+        "--parts", default=",".join(DEFAULT_PARTS), help=f"subset of {','.join(PARTS)}"
+    )
     parser.add_argument("--models", help="comma-separated (default: the mobile zoo)")
     parser.add_argument("--all-fmnist", action="store_true", help="every model at 28 px")
     parser.add_argument("--runtimes", default=",".join(RUNTIMES))
@@ -200,6 +223,10 @@ def main() -> None:
     plan: list[tuple[str, str, int, tuple[int, ...]]] = []
     if "target" in parts:
         plan.append((TARGET, "target", 224, (1, 32)))
+    if "zoo" in parts:
+        from pocketvision import model_info
+
+        plan += [(m, "zoo", model_info(m).input_size[-1], (1,)) for m in models]
     if "zoo224" in parts:
         plan += [(m, "zoo224", 224, (1,)) for m in models]
     if "fmnist" in parts:
