@@ -1,5 +1,6 @@
 """Quantized files on a trained model: fp16 agrees with PyTorch on >= 99.5 % of test images,
-int8 loses at most 1 accuracy point on the test split, and int8 files are a fraction of fp32.
+int8 (ONNX, LiteRT, ExecuTorch; Core ML is spec-checked off macOS) loses at most 1 accuracy
+point on the test split, and int8 files are a fraction of fp32.
 
 The model is the trained demo run when one exists (``POCKETVISION_DEMO_RUN`` or
 ``runs/demo-fashion-mnist``, what ``make demo`` writes); otherwise the demo's architecture
@@ -53,7 +54,7 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_fp16_and_int8_keep_accuracy(trained_run: Path, tmp_path: Path) -> None:
     results = export_run(
         trained_run,
-        formats="onnx,tflite,coreml",
+        formats="onnx,tflite,coreml,executorch",
         quantize="none,fp16,int8",
         split="test",
         verify_images=2000,
@@ -83,4 +84,4 @@ def test_fp16_and_int8_keep_accuracy(trained_run: Path, tmp_path: Path) -> None:
             if r.status == "ok":
                 assert r.val_accuracy >= base.val_accuracy - 0.01, (r.format, r.precision)
                 checked += 1
-    assert checked == 4  # tflite fp16; onnx int8; tflite int8_dynamic and int8
+    assert checked == 5  # tflite fp16; onnx int8; tflite int8_dynamic and int8; executorch int8

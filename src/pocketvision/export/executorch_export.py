@@ -1,6 +1,11 @@
 """ExecuTorch: torch.export at batch 1, lowered to the XNNPACK delegate, saved as .pte and
 checked with the ExecuTorch Python runtime. Every op the delegate did not take is reported
 (``notes``), so "whole graph delegated" is a checked fact, not a hope.
+
+int8 is ExecuTorch's own PT2E flow for XNNPACK: the XNNPACK quantizer (int8 weights per output
+channel, int8 activations per tensor) on the same batch-1 graph, calibrated on the export's
+calibration images, converted, then lowered like fp32. fp16 is not written: XNNPACK runs fp16
+only on CPUs with native fp16 arithmetic (ARMv8.2), so such a file could not be checked here.
 """
 
 from __future__ import annotations
@@ -24,9 +29,11 @@ from pocketvision.export.common import (
     require,
     score,
 )
+from pocketvision.rundir import read_qat_state
 from pocketvision.timing import median_latency_ms
 
 FILE = "model_xnnpack.pte"
+FILES = {"fp32": FILE, "int8": "model_xnnpack_int8.pte"}
 # Graph nodes that are plumbing, not compute left outside the delegate.
 _PLUMBING = {"executorch_call_delegate", "getitem", "alloc"}
 
@@ -50,6 +57,25 @@ def lower(model: nn.Module, example: torch.Tensor) -> tuple[bytes, list[str]]:
         if name.split(".")[0] not in _PLUMBING:
             left_out[name] += 1
     return bytes(executorch.buffer), [f"{op} x{n}" for op, n in sorted(left_out.items())]
+
+
+def quantize_int8(model: nn.Module, example: torch.Tensor, calibration: np.ndarray) -> nn.Module:
+    """``model`` (as given) quantised for XNNPACK by PT2E, its activation ranges set by running
+    ``calibration`` (normalised float32 images, N x C x H x W) through it one at a time (the
+    program's batch is 1)."""
+    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
+        XNNPACKQuantizer,
+        get_symmetric_quantization_config,
+    )
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
+    config = get_symmetric_quantization_config(is_per_channel=True)
+    with torch.no_grad():
+        graph = torch.export.export(model, (example,)).module()
+        prepared = prepare_pt2e(graph, XNNPACKQuantizer().set_global(config))
+        for image in calibration:
+            prepared(torch.from_numpy(np.ascontiguousarray(image[None])))
+        return convert_pt2e(prepared)
 
 
 def to_pte(model: nn.Module, example: torch.Tensor, path: str | Path) -> Path:
@@ -92,19 +118,28 @@ def check(ctx: ExportContext, path: Path) -> dict[str, Any]:
 
 
 def export(ctx: ExportContext, precisions: Sequence[str]) -> list[ExportResult]:
-    """fp32 XNNPACK only; fp16 and int8 .pte files are not produced (see docs)."""
-    if "fp32" not in precisions:
-        return []
+    """fp32 and int8 XNNPACK programs; no fp16 file (see the module docstring)."""
+    wanted = [p for p in ("fp32", "int8") if p in precisions]
     folder = ctx.out / "executorch"
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / FILE
+    return [_export_one(ctx, folder / FILES[precision], precision) for precision in wanted]
+
+
+def _export_one(ctx: ExportContext, path: Path, precision: str) -> ExportResult:
     entry = ExportResult(
-        "executorch", "fp32", path=str(path.relative_to(ctx.out)), variant="xnnpack"
+        "executorch", precision, path=str(path.relative_to(ctx.out)), variant="xnnpack"
     )
     started = time.perf_counter()
     try:
         require("executorch")
-        buffer, left_out = lower(ctx.model, ctx.example(1))
+        model = ctx.model
+        if precision == "int8":
+            model = quantize_int8(ctx.model, ctx.example(1), ctx.verify.calibration)
+            if read_qat_state(ctx.run.path) is not None:
+                entry.notes.append(
+                    "calibrated on the QAT run's weights: the QAT graph is LiteRT's (NHWC)"
+                )
+        buffer, left_out = lower(model, ctx.example(1))
         path.write_bytes(buffer)
         entry.size_bytes = file_size(path)
         for key, value in check(ctx, path).items():
@@ -117,4 +152,4 @@ def export(ctx: ExportContext, precisions: Sequence[str]) -> list[ExportResult]:
     except Exception as err:
         entry.error = describe_failure(err, ctx.model, ctx.example())
     entry.seconds = round(time.perf_counter() - started, 3)
-    return [entry]
+    return entry

@@ -92,8 +92,8 @@ TABLE: tuple[Format, ...] = (
     Format(
         "executorch",
         "ExecuTorch",
-        "model_xnnpack.pte",
-        ("fp32",),
+        "model_xnnpack.pte, model_xnnpack_int8.pte",
+        ("fp32", "int8"),
         ("executorch",),
         ("executorch",),
         "ExecuTorch runtime (XNNPACK delegate), batch 1",
