@@ -74,7 +74,6 @@ def coreml_ops(path: Path) -> dict[str, int] | None:
 
 
 def sweep_one(name: str, root: Path) -> list[dict[str, Any]]:
-    sys.path.insert(0, str(ROOT / "tests" / "export"))
     from export_support import make_run
 
     from pocketvision.console import captured
@@ -111,6 +110,7 @@ def main() -> None:
     from pocketvision.environment import environment
     from pocketvision.files import write_json
 
+    sys.path.insert(0, str(ROOT / "tests" / "export"))  # the export tests' run maker
     names = (
         args.models.split(",")
         if args.models
