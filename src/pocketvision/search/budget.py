@@ -5,10 +5,17 @@ The checks run cheapest first and stop at the first one broken, so a model over
 size budgets is converted and timed. Latency is the median of batch-1 calls of the file the
 chosen runtime runs (``pocketvision.profile.runtimes``: the same conversion ``pocketvision
 export`` writes), after checking its output against eager PyTorch.
+
+Converting is the costly step (8-12 s for LiteRT on this project's 2-core machine), so two
+cheaper answers come first: a model whose multiply-accumulates alone need more than the budget
+at twice this machine's measured matmul peak cannot meet it in any runtime (a roofline floor,
+milliseconds to compute), and a model a trial of the same study already timed on this host is
+not timed again (``runner``).
 """
 
 from __future__ import annotations
 
+import functools
 import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -19,7 +26,7 @@ from torch import nn
 
 from pocketvision.console import captured
 from pocketvision.errors import PocketvisionError
-from pocketvision.profile.counting import count_params
+from pocketvision.profile.counting import count_macs, count_params
 from pocketvision.profile.profiler import calibrate_batchnorm, check_output
 from pocketvision.profile.runtimes import RUNTIMES
 from pocketvision.search.space import (
@@ -34,6 +41,10 @@ from pocketvision.timing import time_calls
 
 TIMED_RUNS = 30
 TIMING_BUDGET_S = 2.0
+# the floor assumes a runtime at most this many times the measured matmul peak: no runtime
+# reaches 1x at batch 1 (47-94 % for the zoo, benchmarks/results/latency_zoo_1t.json), and 2x
+# keeps a peak measured while another process held the core from refusing a model that fits
+FLOOR_PEAK_MARGIN = 2.0
 
 
 @dataclass(frozen=True)
@@ -103,14 +114,48 @@ def latency_ms(model: nn.Module, size: tuple[int, int, int], budget: Budget) -> 
     return round(timing.median_ms, 4)
 
 
+@functools.cache
+def _peak_gflops(threads: int) -> float:
+    from pocketvision.profile.measure import matmul_peak_gflops
+
+    return matmul_peak_gflops(threads)
+
+
+def latency_floor_ms(model: nn.Module, size: tuple[int, int, int], threads: int) -> float:
+    """A batch-1 latency no runtime beats: the model's MACs at ``FLOOR_PEAK_MARGIN`` x peak."""
+    flops = 2 * count_macs(model, size)
+    return flops / (FLOOR_PEAK_MARGIN * _peak_gflops(threads) * 1e9) * 1e3
+
+
+# latencies this process measured, by what decides them: a search's reachability check and its
+# trials, and repeated trials, time each model once
+_TIMED: dict[tuple[Any, ...], float] = {}
+
+
+def timing_key(choice: TrialChoice, num_classes: int, in_chans: int, budget: Budget) -> tuple:
+    """What a latency measurement depends on: the model, its input, the runtime and threads."""
+    return (choice.model, choice.width_mult, choice.img_size, num_classes, in_chans,
+            budget.runtime, budget.threads)  # fmt: skip
+
+
 def _kb(n: float) -> str:
     return f"{n / 1000:,.1f} KB"
 
 
 def measure(
-    model: nn.Module, size: tuple[int, int, int], budget: Budget, timed: bool = True
+    model: nn.Module,
+    size: tuple[int, int, int],
+    budget: Budget,
+    timed: bool = True,
+    known_latency_ms: float | None = None,
+    key: tuple | None = None,
 ) -> Cost:
-    """Params, then size, then latency (when ``timed``), stopping at the first budget broken."""
+    """Params, then size, then latency (when ``timed``), stopping at the first budget broken.
+
+    Latency is ``known_latency_ms`` when given (an earlier measurement of the same model on this
+    machine) or what this process measured for ``key`` (:func:`timing_key`); otherwise, under a
+    latency budget, the roofline floor is checked before the model is converted and timed.
+    """
     params = count_params(model)
     cost = Cost(params, params * BYTES_PER_PARAM[budget.precision])
     if budget.max_params is not None and params > budget.max_params:
@@ -123,7 +168,22 @@ def measure(
         return cost
     if not timed:
         return cost
-    cost.latency_ms = latency_ms(model.eval(), size, budget)
+    if known_latency_ms is None and key is not None:
+        known_latency_ms = _TIMED.get(key)
+    if known_latency_ms is None and budget.max_latency_ms is not None:
+        floor = latency_floor_ms(model, size, budget.threads)
+        if floor > budget.max_latency_ms:
+            cost.broke = (
+                f"latency at least {floor:.3f} ms > {budget.max_latency_ms} ms on any runtime "
+                f"(its MACs at {FLOOR_PEAK_MARGIN:g}x this machine's matmul peak)"
+            )
+            return cost
+    if known_latency_ms is not None:
+        cost.latency_ms = known_latency_ms
+    else:
+        cost.latency_ms = latency_ms(model.eval(), size, budget)
+        if key is not None:
+            _TIMED[key] = cost.latency_ms
     if budget.max_latency_ms is not None and cost.latency_ms > budget.max_latency_ms:
         cost.broke = (
             f"latency {cost.latency_ms:.3f} ms > {budget.max_latency_ms} ms on {budget.runtime}"
@@ -131,19 +191,21 @@ def measure(
     return cost
 
 
-def _smallest(space: SearchSpace, num_classes: int, in_chans: int) -> tuple[Any, Candidate, int]:
-    """(model, candidate, params) of the space's smallest model: each at its narrowest width."""
-    best: tuple[Any, Candidate, int] | None = None
+def _smallest(
+    space: SearchSpace, num_classes: int, in_chans: int
+) -> tuple[Any, Candidate, TrialChoice]:
+    """(model, candidate, choice) of the space's smallest model: each at its narrowest width."""
+    best: tuple[Any, Candidate, TrialChoice, int] | None = None
     for c in space.candidates:
         choice = TrialChoice(
             c.name, c.width[0] if c.width else None, min(space.img_sizes), 0, "", 0
         )
         model = build(choice, num_classes, in_chans)
         params = count_params(model)
-        if best is None or params < best[2]:
-            best = (model, c, params)
+        if best is None or params < best[3]:
+            best = (model, c, choice, params)
     assert best is not None
-    return best
+    return best[:3]
 
 
 def check_reachable(space: SearchSpace, budget: Budget, num_classes: int, in_chans: int) -> None:
@@ -152,10 +214,12 @@ def check_reachable(space: SearchSpace, budget: Budget, num_classes: int, in_cha
     Raises:
         PocketvisionError: The smallest model breaks a budget (the message gives its numbers).
     """
-    model, smallest, _ = _smallest(space, num_classes, in_chans)
+    model, smallest, choice = _smallest(space, num_classes, in_chans)
     width = f" at width {smallest.width[0]}" if smallest.width else ""
     size = min(space.img_sizes)
-    cost = measure(model, (in_chans, size, size), budget, timed=budget.max_latency_ms is not None)
+    timed = budget.max_latency_ms is not None
+    key = timing_key(choice, num_classes, in_chans, budget)
+    cost = measure(model, (in_chans, size, size), budget, timed=timed, key=key)
     if cost.broke:
         raise PocketvisionError(
             f"no model in --models can meet the budget: the smallest, {smallest.name}{width} at "

@@ -107,9 +107,29 @@ def _train_config(s: _Search, choice: TrialChoice, run_dir: Path) -> Any:
     )
 
 
+def _timed_before(trial: Trial, choice: TrialChoice) -> float | None:
+    """The latency an earlier trial of the study measured for the same model on this host."""
+    host = trial.user_attrs.get("host")
+    for other in trial.study.get_trials(deepcopy=False):
+        attrs = other.user_attrs
+        if (
+            other.number != trial.number
+            and attrs.get("host") == host
+            and attrs.get("latency_ms") is not None
+            and attrs.get("recipe", {}).get("model") == choice.model
+            and attrs["recipe"].get("width_mult") == choice.width_mult
+            and attrs["recipe"].get("img_size") == choice.img_size
+        ):
+            return float(attrs["latency_ms"])
+    return None
+
+
 def _check_budget(trial: Trial, s: _Search, choice: TrialChoice) -> budgets.Cost:
     model = budgets.build(choice, s.num_classes, s.in_chans)
-    cost = budgets.measure(model, (s.in_chans, choice.img_size, choice.img_size), s.budget)
+    shape = (s.in_chans, choice.img_size, choice.img_size)
+    timing = budgets.timing_key(choice, s.num_classes, s.in_chans, s.budget)
+    known = _timed_before(trial, choice)
+    cost = budgets.measure(model, shape, s.budget, known_latency_ms=known, key=timing)
     for key in ("params", "size_bytes", "latency_ms"):
         trial.set_user_attr(key, getattr(cost, key))
     return cost
