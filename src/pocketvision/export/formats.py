@@ -65,8 +65,8 @@ TABLE: tuple[Format, ...] = (
     Format(
         "onnx",
         "ONNX",
-        "model.onnx, model_int8.onnx",
-        ("fp32", "int8"),
+        "model.onnx, model_fp16.onnx, model_int8.onnx",
+        ("fp32", "fp16", "int8"),
         ("onnx", "onnxscript", "onnxruntime"),
         ("onnx", "onnxscript", "onnxruntime"),
         "onnxruntime (CPU), batches of 64",
@@ -92,8 +92,8 @@ TABLE: tuple[Format, ...] = (
     Format(
         "executorch",
         "ExecuTorch",
-        "model_xnnpack.pte, model_xnnpack_int8.pte",
-        ("fp32", "int8"),
+        "model_xnnpack.pte, model_xnnpack_fp16.pte, model_xnnpack_int8.pte",
+        ("fp32", "fp16", "int8"),
         ("executorch",),
         ("executorch",),
         "ExecuTorch runtime (XNNPACK delegate), batch 1",

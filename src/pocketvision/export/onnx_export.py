@@ -1,6 +1,7 @@
 """ONNX: torch.onnx's dynamo exporter (opset 18, dynamic batch, one self-contained file with
-labels and preprocessing in metadata_props), checked with onnxruntime; int8 by onnxruntime
-static quantization (QDQ, per-channel weights) calibrated on training images.
+labels and preprocessing in metadata_props), checked with onnxruntime; fp16 by onnxruntime's
+float16 converter from the fp32 file (float32 input and output, as the app feeds); int8 by
+onnxruntime static quantization (QDQ, per-channel weights) calibrated on training images.
 
 :func:`to_onnx` converts a bare model; :func:`export` is the run-level step of
 :func:`~pocketvision.export.export_run`; :func:`session` is the one place an onnxruntime
@@ -35,6 +36,8 @@ OPSET = 18
 INPUT_NAME = "image"
 OUTPUT_NAME = "logits"
 CPU = ("CPUExecutionProvider",)
+# precision -> file name, in the order they are written
+FILES = {"fp32": "model.onnx", "fp16": "model_fp16.onnx", "int8": "model_int8.onnx"}
 
 
 def session(model: str | Path | bytes, *, threads: int = 1, providers: Sequence[str] = CPU) -> Any:
@@ -142,6 +145,28 @@ class _Calibration:
         return None if image is None else {INPUT_NAME: image[None]}
 
 
+def convert_fp16(fp32: Path, path: Path, metadata: Mapping[str, str]) -> None:
+    """fp16 weights and activations from the fp32 file, by onnxruntime's own converter (the
+    one its transformer tools use). Input and output stay float32 (``keep_io_types``), so the
+    app code of the fp32 file feeds this one unchanged.
+
+    A runtime with fp16 kernels computes in fp16. onnxruntime's x86 CPU provider has no fp16
+    convolution: it widens the weights to float32 when it loads the file and computes in
+    float32, so the check here measures the weights' rounding (as LiteRT's fp16 check does).
+    """
+    import onnx
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+    from onnxruntime.transformers.onnx_model import OnnxModel
+
+    proto = convert_float_to_float16(onnx.load(str(fp32)), keep_io_types=True)
+    # the converter appends the input's Cast after the nodes that read it; ONNX wants
+    # topological order (onnx.checker and other runtimes than onnxruntime refuse it otherwise)
+    OnnxModel.graph_topological_sort(proto.graph, is_deterministic=True)
+    _set_metadata(proto, metadata)
+    onnx.checker.check_model(proto, full_check=True)
+    onnx.save(proto, str(path))
+
+
 def quantize_int8(
     fp32: Path, path: Path, calibration: np.ndarray, metadata: Mapping[str, str]
 ) -> None:
@@ -191,7 +216,8 @@ def to_onnx(
         model: Any eval-mode module taking (N, C, H, W) float32.
         example: An input batch (its C, H, W are the file's).
         path: The file to write.
-        precision: "fp32", or "int8" (static QDQ; needs ``calibration``).
+        precision: "fp32", "fp16" (float32 input and output), or "int8" (static QDQ; needs
+            ``calibration``).
         calibration: Normalised (M, C, H, W) float32 inputs that set int8 activation ranges.
         metadata: Strings stored in the file's metadata_props.
 
@@ -199,8 +225,8 @@ def to_onnx(
         ``path``.
     """
     path = Path(path)
-    if precision not in ("fp32", "int8"):
-        raise ValueError(f"ONNX has no {precision} path here; choose fp32 or int8")
+    if precision not in ("fp32", "fp16", "int8"):
+        raise ValueError(f"ONNX has no {precision} path here; choose fp32, fp16 or int8")
     if precision == "int8" and calibration is None:
         raise ValueError("int8 needs calibration inputs")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -212,7 +238,10 @@ def to_onnx(
     fp32 = path.with_name(path.stem + "_fp32.onnx")
     try:
         write_fp32(mobile, example, fp32, meta)
-        quantize_int8(fp32, path, np.asarray(calibration, np.float32), meta)
+        if precision == "fp16":
+            convert_fp16(fp32, path, meta)
+        else:
+            quantize_int8(fp32, path, np.asarray(calibration, np.float32), meta)
     finally:
         fp32.unlink(missing_ok=True)
     return path
@@ -231,25 +260,25 @@ def check(ctx: ExportContext, path: Path) -> dict[str, Any]:
 
 
 def export(ctx: ExportContext, precisions: Sequence[str]) -> list[ExportResult]:
-    """Export fp32 (always, as the base) and int8 when asked; fp16 has no ONNX path here."""
+    """Export fp32 (always, as the base), and fp16 and int8 from it when asked."""
     folder = ctx.out / "onnx"
     folder.mkdir(parents=True, exist_ok=True)
-    fp32 = folder / "model.onnx"
+    fp32 = folder / FILES["fp32"]
     started = time.perf_counter()
     try:
         require("onnx")
         write_fp32(ctx.model, ctx.example(2), fp32, run_metadata(ctx))
     except Exception as err:
         message = describe_failure(err, ctx.model, ctx.example())
-        return [ExportResult("onnx", p, error=message) for p in precisions if p != "fp16"]
-    jobs = [("fp32", fp32)] if "fp32" in precisions else []
-    if "int8" in precisions:
-        jobs.append(("int8", folder / "model_int8.onnx"))
+        return [ExportResult("onnx", p, error=message) for p in precisions if p in FILES]
+    jobs = [(p, folder / FILES[p]) for p in FILES if p in precisions]
     results: list[ExportResult] = []
     for precision, path in jobs:
         entry = ExportResult("onnx", precision, path=str(path.relative_to(ctx.out)))
         try:
-            if precision == "int8":
+            if precision == "fp16":
+                convert_fp16(fp32, path, run_metadata(ctx))
+            elif precision == "int8":
                 quantize_int8(fp32, path, ctx.verify.calibration, run_metadata(ctx))
             entry.size_bytes = file_size(path)
             for key, value in check(ctx, path).items():
