@@ -4,50 +4,34 @@ point on the test split, and int8 files are a fraction of fp32.
 
 The model is the trained demo run when one exists (``POCKETVISION_DEMO_RUN`` or
 ``runs/demo-fashion-mnist``, what ``make demo`` writes); otherwise the demo's architecture
-(MobileNet v1 0.5, small_input) trained for a few seconds on Fashion-MNIST: the same file
-sizes as the demo's, and enough training (the demo's recipe on 6,000 images for 3 epochs) for
-int8 rounding to have a measurable effect.
+(MobileNet v1 0.5, small_input) trained for a few seconds on Fashion-MNIST
+(``trained_demo_run`` in tests/conftest.py, shared with the QAT tests): the same file sizes as
+the demo's, and enough training for int8 rounding to have a measurable effect.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from pocketvision.demo import DEMO_CONFIG
 from pocketvision.export import export_run
 from pocketvision.rundir import BEST
-from pocketvision.train import train
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _train_demo_model(root: Path) -> Path:
-    # the demo's own recipe, shortened: its schedule anneals to zero, so even 3 short epochs
-    # end in settled weights and batch-norm statistics, as a finished demo run does
-    train(
-        replace(
-            DEMO_CONFIG,
-            train_limit=6000,
-            epochs=3,
-            out=str(root / "run"),
-            quiet=True,
-            checkpoint_seconds=1e9,
-        )
-    )
-    return root / "run"
-
-
 @pytest.fixture(scope="module")
-def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def trained_run(trained_demo_run: Path) -> Path:
     demo = Path(os.environ.get("POCKETVISION_DEMO_RUN", REPO / "runs" / "demo-fashion-mnist"))
     if (demo / BEST).exists() and (demo / "config.json").exists():
         return demo
-    return _train_demo_model(tmp_path_factory.mktemp("trained"))
+    return trained_demo_run
+
+
+pytestmark = pytest.mark.xdist_group("trained_demo_run")
 
 
 @pytest.mark.slow
@@ -84,4 +68,5 @@ def test_fp16_and_int8_keep_accuracy(trained_run: Path, tmp_path: Path) -> None:
             if r.status == "ok":
                 assert r.val_accuracy >= base.val_accuracy - 0.01, (r.format, r.precision)
                 checked += 1
-    assert checked == 5  # tflite fp16; onnx int8; tflite int8_dynamic and int8; executorch int8
+    # fp16: onnx, tflite, executorch; int8: onnx; tflite int8_dynamic and int8; executorch
+    assert checked == 7

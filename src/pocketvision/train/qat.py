@@ -151,12 +151,16 @@ def train_qat(config: TrainConfig) -> dict[str, Any]:
             the op), its data is gone, or ``--out`` holds another run.
     """
     started = time.perf_counter()
+    threads = torch.get_num_threads()
     if config.threads:
         torch.set_num_threads(config.threads)
-    session = _set_up(config)
-    for epoch in range(config.qat_epochs):
-        _epoch(session, config, epoch)
-    return _finish(session, config, time.perf_counter() - started)
+    try:
+        session = _set_up(config)
+        for epoch in range(config.qat_epochs):
+            _epoch(session, config, epoch)
+        return _finish(session, config, time.perf_counter() - started)
+    finally:
+        torch.set_num_threads(threads)  # the caller's setting, as train() leaves it
 
 
 def _set_up(config: TrainConfig) -> _Session:
