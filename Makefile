@@ -14,8 +14,11 @@ EXTRAS ?= dev,export,web,inspect,track,fuzz,search
 comma := ,
 STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 PYTEST_ARGS ?=
+# `make test` leaves out the tests marked `extended` (a capability a default test already
+# covers, at more families / formats / sizes); `make test-all` runs every test.
+PYTEST_MARK ?= not extended
 
-.PHONY: venv data web-assets test-tools demo test lint typecheck pytest fuzz fuzz-long api-fuzz bench models-table parity clean
+.PHONY: venv data web-assets test-tools demo test test-all lint typecheck pytest fuzz fuzz-long api-fuzz bench models-table parity clean
 
 venv: $(STAMP)
 
@@ -69,7 +72,7 @@ typecheck: venv
 	$(VENV)/bin/mypy
 
 pytest: venv data web-assets test-tools
-	$(PY) -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
+	$(PY) -m pytest -n 2 --dist loadgroup $(if $(PYTEST_MARK),-m "$(PYTEST_MARK)") $(PYTEST_ARGS)
 
 # Coverage-guided fuzzing (atheris) of every loader of outside files, FUZZ_SECONDS per harness
 # (7 harnesses; see README "Reliability"). A crash saves its input in fuzz/crashes/ and fails.
@@ -87,6 +90,9 @@ api-fuzz: venv
 	POCKETVISION_API_FUZZ_EXAMPLES=$(API_FUZZ_EXAMPLES) $(PY) -m pytest tests/web/test_api_fuzz.py -q -s
 
 test: lint typecheck pytest fuzz
+
+test-all:
+	$(MAKE) test PYTEST_MARK=
 
 bench: venv data
 	$(PY) benchmarks/run_all.py

@@ -1,10 +1,14 @@
 """A quiet console: other libraries' warnings, logs and progress bars stay out of the user's
-way during ``pocketvision export`` and ``pocketvision profile``, and ``--verbose`` shows them."""
+way during ``pocketvision export`` and ``pocketvision profile``, and ``--verbose`` shows them.
+
+``make test`` checks the quiet console on the whole job by default, in
+tests/train/test_demo.py (``pocketvision demo``: train, evaluate, export to every format and
+precision in isolated converters, profile in four runtimes); the two commands run on their
+own here are ``extended``."""
 
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import sys
 import warnings
@@ -13,32 +17,10 @@ from pathlib import Path
 import pytest
 from export_support import make_run
 
+from console_noise import noise as _noise
 from pocketvision import console
 
 SRC = Path(__file__).resolve().parents[2] / "src"
-# Lines other libraries print during a fresh export or profile (issue 12, item 6).
-NOISE = [
-    r"torchvision is not installed",
-    r"Failed to load",
-    r"has not been tested with coremltools",
-    r"is not supported\. Minimum required version",
-    r"Running MIL .* pipeline",
-    r"Converting PyTorch Frontend",
-    r"FutureWarning",
-    r"DeprecationWarning",
-    r"torch/utils/_pytree\.py",
-    r"threadpool\.cpp",
-    r"cpuinfo_utils\.cpp",
-    r"XNNPACK delegate for CPU",
-    r"absl::InitializeLog",
-    r"^W\d{4} ",
-    r"^I\d{4} ",
-    r"WARNING:root:",
-]
-
-
-def _noise(text: str) -> list[str]:
-    return [line for line in text.splitlines() if any(re.search(p, line) for p in NOISE)]
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -73,6 +55,7 @@ def test_captured_takes_python_and_c_level_output_and_replays_it_when_verbose(
 
 
 @pytest.mark.slow
+@pytest.mark.extended  # the demo's test checks the same lines on the whole job
 def test_export_and_profile_print_only_pocketvisions_lines(tmp_path: Path) -> None:
     run = make_run(tmp_path, "lenet5")
     export = ("export", str(run), "--verify-images", "20", "--calibration-images", "10")

@@ -2,11 +2,13 @@
 agreement on 500 Fashion-MNIST validation images, for one model of every registered family
 (small inputs) and for the demo model, in every format whose runtime runs here.
 
-Converting a graph costs seconds to a minute per format and model on one core, so by default
-every family goes through ONNX (onnxruntime) and Core ML (spec check), while LiteRT and
-ExecuTorch, whose converters are the slow ones, take the demo model and one more family;
-``POCKETVISION_EXPORT_ALL=1`` runs the full family x format matrix (numbers in
-the README, "Export").
+Converting a graph costs seconds to a minute per format and model on one core, so ``make
+test`` runs part of the family x format matrix: the demo model, LeNet-5 and SqueezeNet through
+all four formats, every other family through ONNX (onnxruntime), or through Core ML (spec
+check) where the family's own tests in tests/models/ already export it to ONNX. The rest of
+the matrix is marked ``extended`` and runs with ``make test-all`` (or
+``POCKETVISION_EXPORT_ALL=1``, which puts the whole matrix in the default test); numbers in
+the README, "Export".
 """
 
 from __future__ import annotations
@@ -32,7 +34,10 @@ SMALL_KWARGS: dict[str, dict[str, Any]] = {
 TOLERANCE: dict[str, float] = {"mobileone_s0": 1e-3}
 DEMO = ("mobilenet_v1_050", 28)  # pocketvision.demo's model at Fashion-MNIST's size
 FULL = os.environ.get("POCKETVISION_EXPORT_ALL") == "1"
-SLOW_FORMATS_FOR = {"lenet5", "squeezenet1_1"}  # besides the demo model
+ALL_FORMATS = ("onnx", "coreml", "tflite", "executorch")
+EVERY_FORMAT_FOR = {"lenet5", "squeezenet1_1"}  # besides the demo model
+# families whose tests in tests/models/ export them to ONNX and hold the file to PyTorch
+OWN_ONNX_TEST = {"efficientnet_lite0", "mobilenet_v4_conv_small", "mobileone_s0"}
 
 
 def family_representatives() -> list[str]:
@@ -47,27 +52,47 @@ def family_representatives() -> list[str]:
     return sorted(best.values())
 
 
-CASES = [(name, DEMO[1] if name == DEMO[0] else 32) for name in family_representatives()]
+def default_formats(name: str) -> tuple[str, ...]:
+    """The formats ``make test`` converts ``name`` to (see the module docstring)."""
+    if FULL or name == DEMO[0] or name in EVERY_FORMAT_FOR:
+        return ALL_FORMATS
+    return ("coreml",) if name in OWN_ONNX_TEST else ("onnx",)
 
 
-def _formats(name: str) -> str:
-    if FULL or name == DEMO[0] or name in SLOW_FORMATS_FOR:
-        return "onnx,coreml,tflite,executorch"
-    return "onnx,coreml"
+def _cases() -> list[Any]:
+    """(name, size, formats) for every family: its default formats, then the rest of the
+    matrix as an ``extended`` case."""
+    cases = []
+    for name in family_representatives():
+        size = DEMO[1] if name == DEMO[0] else 32
+        first = default_formats(name)
+        rest = tuple(f for f in ALL_FORMATS if f not in first)
+        cases.append(pytest.param(name, size, first, id=f"{name}-{size}px"))
+        if rest:
+            cases.append(
+                pytest.param(
+                    name, size, rest, id=f"{name}-{size}px-rest", marks=pytest.mark.extended
+                )
+            )
+    return cases
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("name", "size"), CASES, ids=[f"{n}-{s}px" for n, s in CASES])
-def test_fp32_matches_pytorch(tmp_path: Path, name: str, size: int) -> None:
+@pytest.mark.parametrize(("name", "size", "formats"), _cases())
+def test_fp32_matches_pytorch(tmp_path: Path, name: str, size: int, formats: tuple) -> None:
     run = make_run(tmp_path, name, size=size, kwargs=SMALL_KWARGS.get(name))
-    formats = _formats(name)
     results = export_run(
-        run, formats=formats, quantize="none", verify_images=500, codegen=False, isolate=False
+        run,
+        formats=",".join(formats),
+        quantize="none",
+        verify_images=500,
+        codegen=False,
+        isolate=False,
     )
     by_format: dict[str, list[Any]] = {}
     for r in results:
         by_format.setdefault(r.format, []).append(r)
-    assert sorted(by_format) == sorted(formats.split(","))
+    assert sorted(by_format) == sorted(formats)
     for r in results:
         assert r.precision == "fp32"
         assert r.size_bytes and (run / "export" / r.path).exists()
