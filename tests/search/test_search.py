@@ -42,6 +42,17 @@ CLI_QUICK = [
 ]  # fmt: skip
 
 
+def _onnx_bytes(run_dir: Path, folder: Path) -> int:
+    import torch
+
+    from pocketvision.export.onnx_export import to_onnx
+    from pocketvision.rundir import load_run
+
+    run = load_run(run_dir)
+    x = torch.zeros(1, *run.preprocessing.input_size)
+    return to_onnx(run.model.eval(), x, folder / "model.onnx").stat().st_size
+
+
 def _trials(out: Path) -> list[dict]:
     return json.loads((out / "trials.json").read_text())
 
@@ -68,7 +79,10 @@ def test_a_search_respects_the_budget_trains_feasible_trials_and_resumes(tmp_pat
         run = read_summary(t["run_dir"])
         assert is_run_dir(t["run_dir"]) and run is not None
         assert t["model"] == "lenet5" and t["params"] == run["params"] == 61_706
-        assert t["size_bytes"] == 4 * 61_706  # fp32
+        # the size is the real deploy file's: the run's model written as ONNX (fp32) has
+        # exactly as many bytes (more than its 4-byte weights: the graph is in it too)
+        assert t["converted"] and t["size_bytes"] > 4 * 61_706
+        assert t["size_bytes"] == _onnx_bytes(Path(t["run_dir"]), tmp_path / f"{t['number']}")
         assert t["accuracy"] == run["best_val_accuracy"]
         assert 0 < t["latency_ms"] < 50
     best = max(trials, key=lambda t: t["accuracy"])
@@ -141,7 +155,7 @@ def test_a_model_whose_macs_cannot_meet_the_latency_budget_is_refused_without_co
     import torch
 
     from pocketvision import create_model
-    from pocketvision.search.budget import Budget, latency_floor_ms, latency_ms, measure
+    from pocketvision.search.budget import Budget, convert_and_time, latency_floor_ms, measure
 
     torch.manual_seed(0)
     vgg = create_model("vgg11", num_classes=10, in_chans=1, small_input=True).eval()
@@ -157,7 +171,31 @@ def test_a_model_whose_macs_cannot_meet_the_latency_budget_is_refused_without_co
         for threads in (1, 2):
             budget = Budget(threads=threads)
             floor = latency_floor_ms(model, (1, 28, 28), threads)
-            assert 0 < floor < latency_ms(model, (1, 28, 28), budget), (name, threads)
+            latency = convert_and_time(model, (1, 28, 28), budget)[1]
+            assert latency is not None and 0 < floor < latency, (name, threads)
+
+
+def test_the_size_budget_is_the_deploy_files_and_wider_widths_are_not_converted() -> None:
+    from pocketvision.search import budget as b
+    from pocketvision.search.space import TrialChoice
+
+    limit = b.Budget(max_size_kb=250, runtime="litert", precision="int8")
+
+    def cost(width: float) -> b.Cost:
+        choice = TrialChoice("mobilenet_v1_025", width, 28, 0, "", 0)
+        model = b.build(choice, 10, 1)
+        return b.measure(model, (1, 28, 28), limit, key=b.timing_key(choice, 10, 1, limit))
+
+    narrow = cost(0.25)
+    # its int8 weights fit (215 KB), the .tflite file does not: per-channel scales and zero
+    # points for every output channel, and the graph
+    assert narrow.converted and narrow.params < 250_000 < narrow.size_bytes
+    assert narrow.broke.endswith(" KB > 250 KB (the int8 tflite file)"), narrow.broke
+    assert narrow.latency_ms is None  # over the size budget: not worth timing
+    started = time.perf_counter()
+    wider = cost(0.27)  # 248,732 int8 weights: inside the bound
+    assert not wider.converted and wider.broke.startswith("size over 250 KB: width 0.25 ")
+    assert time.perf_counter() - started < 3  # a build and a count, no conversion
 
 
 def _cli_error(capsys: pytest.CaptureFixture[str], *args: str) -> str:
@@ -185,7 +223,7 @@ def test_bad_input_is_one_line_and_exit_2(
     err = _cli_error(capsys, *CLI_QUICK[:4], "--max-params", "1000", *out)
     assert "the smallest, lenet5 at 32px, has params 61,706 > 1,000" in err
     err = _cli_error(capsys, *CLI_QUICK[:4], "--max-size-kb", "100", "--precision", "fp16", *out)
-    assert "has size 123.4 KB > 100.0 KB at fp16" in err
+    assert "has size at least 123.4 KB (its weights at fp16) > 100.0 KB" in err
     url = f"postgresql+psycopg://me:secret@127.0.0.1:{_free_port()}/nothing"
     err = _cli_error(capsys, *CLI_QUICK[:4], "--storage", url, *out)
     assert "cannot open (OperationalError" in err and "secret" not in err and "me:***@" in err

@@ -102,7 +102,12 @@ def quantize_int8(model: nn.Module, example: torch.Tensor, calibration: np.ndarr
 
 
 def to_pte(
-    model: nn.Module, example: torch.Tensor, path: str | Path, *, precision: str = "fp32"
+    model: nn.Module,
+    example: torch.Tensor,
+    path: str | Path,
+    *,
+    precision: str = "fp32",
+    calibration: np.ndarray | None = None,
 ) -> Path:
     """Convert a model to an XNNPACK .pte at ``example``'s shape, in its mobile form.
 
@@ -110,16 +115,25 @@ def to_pte(
         model: Any eval-mode module taking (N, C, H, W) float32.
         example: The input batch; the program takes exactly this shape.
         path: The file to write.
-        precision: "fp32", or "fp16" (float16 compute, float32 input and output).
+        precision: "fp32", "fp16" (float16 compute, float32 input and output) or "int8"
+            (PT2E for XNNPACK; needs ``calibration``).
+        calibration: Normalised (M, C, H, W) float32 inputs that set int8 activation ranges.
 
     Returns:
         ``path``. :func:`lower` also says which ops stayed outside the delegate.
     """
-    if precision not in ("fp32", "fp16"):
-        raise ValueError(f"to_pte has no {precision} path; choose fp32 or fp16")
+    if precision not in FILES:
+        raise ValueError(f"to_pte has no {precision} path; choose from {', '.join(FILES)}")
+    if precision == "int8" and calibration is None:
+        raise ValueError("int8 needs calibration inputs")
     path = Path(path)
     mobile = mobile_form(model, tuple(example.shape[1:]))
-    buffer, _ = lower(Float16(mobile) if precision == "fp16" else mobile, example)
+    if precision == "fp16":
+        mobile = Float16(mobile)
+    elif precision == "int8":
+        assert calibration is not None
+        mobile = quantize_int8(mobile, example, np.asarray(calibration, np.float32))
+    buffer, _ = lower(mobile, example)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(buffer)
     return path

@@ -21,7 +21,7 @@ import io
 import re
 import time
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -256,21 +256,29 @@ def _dequantize_output(y: np.ndarray, detail: dict[str, Any]) -> np.ndarray:
     return (y.astype(np.float32) - zero) * scale
 
 
-def check(ctx: ExportContext, path: Path) -> dict[str, Any]:
-    """Run every verification image through the LiteRT interpreter (batch 1, as on a phone)."""
-    interp = interpreter(path, threads=ctx.threads)
+def runner(path: str | Path, *, threads: int = 1) -> Callable[[np.ndarray], np.ndarray]:
+    """A call running one (1, C, H, W) float32 image through the batch-1 file and returning
+    its (1, K) float32 logits, as an app does: the input made NHWC (and quantized, for a
+    full int8 file), the output dequantized."""
+    interp = interpreter(path, threads=threads)
     inp = interp.get_input_details()[0]
     out = interp.get_output_details()[0]
-    images = nhwc(ctx.verify.inputs)
 
     def run(image: np.ndarray) -> np.ndarray:
-        interp.set_tensor(inp["index"], _quantize_input(image[None], inp))
+        interp.set_tensor(inp["index"], _quantize_input(nhwc(image), inp))
         interp.invoke()
-        return _dequantize_output(interp.get_tensor(out["index"]), out)[0]
+        return _dequantize_output(interp.get_tensor(out["index"]), out)
 
-    outputs = np.stack([run(image) for image in images])
+    return run
+
+
+def check(ctx: ExportContext, path: Path) -> dict[str, Any]:
+    """Run every verification image through the LiteRT interpreter (batch 1, as on a phone)."""
+    run = runner(path, threads=ctx.threads)
+    images = ctx.verify.inputs
+    outputs = np.stack([run(images[i : i + 1])[0] for i in range(len(images))])
     result = score(ctx.verify, outputs)
-    result["latency_ms"] = median_latency_ms(lambda: run(images[0]), ctx.latency_runs)
+    result["latency_ms"] = median_latency_ms(lambda: run(images[:1]), ctx.latency_runs)
     return result
 
 

@@ -1,26 +1,36 @@
 """Budgets checked before any training: parameters, file size, latency on the deploy runtime.
 
-The checks run cheapest first and stop at the first one broken, so a model over
-``--max-params`` costs the milliseconds of building it, and only a model inside the params and
-size budgets is converted and timed. Latency is the median of batch-1 calls of the file the
-chosen runtime runs (``pocketvision.profile.runtimes``: the same conversion ``pocketvision
-export`` writes), after checking its output against eager PyTorch.
+The checks run cheapest first and stop at the first one broken. Size and latency are those of
+the real artefact: the file ``pocketvision export`` writes for the chosen runtime at the chosen
+precision (``pocketvision.export``'s model-level core: ``to_tflite`` / ``to_onnx`` /
+``to_pte``; int8 calibrated on random images, which set ranges but not sizes), its bytes
+counted and its batch-1 median latency timed in that runtime on this machine, after checking
+its output against eager PyTorch.
 
-Converting is the costly step (8-12 s for LiteRT on this project's 2-core machine), so two
-cheaper answers come first: a model whose multiply-accumulates alone need more than the budget
-at twice this machine's measured matmul peak cannot meet it in any runtime (a roofline floor,
-milliseconds to compute), and a model a trial of the same study already timed on this host is
-not timed again (``runner``).
+Converting is the costly step (5-15 s on this project's 2-core machine), so cheaper answers
+come first, each a bound the file cannot beat:
+
+- params over ``--max-params``: milliseconds of building the model;
+- the weights alone at the precision's bytes per weight over ``--max-size-kb`` (the file holds
+  them plus the graph and, at int8, per-channel scales: 45 % more for ShuffleNet v1 0.5);
+- the model's multiply-accumulates at twice this machine's measured matmul peak over
+  ``--max-latency-ms`` (a roofline floor no runtime beats);
+- a narrower width of the same model whose file already broke the size budget (files grow
+  with the width);
+- a model converted before, in this process or by a trial of the same study (``runner``):
+  its file size anywhere, its latency on the same host.
 """
 
 from __future__ import annotations
 
 import functools
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -82,12 +92,25 @@ class Budget:
 
 @dataclass
 class Cost:
-    """A model's measured cost; ``broke`` names the budget it breaks ("" when it fits)."""
+    """A model's measured cost; ``broke`` names the budget it breaks ("" when it fits).
+
+    ``size_bytes`` is the deploy file's size once converted (``converted``), before that the
+    weights' bytes at the precision, a lower bound of it.
+    """
 
     params: int
     size_bytes: int
     latency_ms: float | None = None
     broke: str = ""
+    converted: bool = False
+
+
+@dataclass(frozen=True)
+class Known:
+    """What an earlier conversion of the same model measured (None: not measured)."""
+
+    size_bytes: int | None = None
+    latency_ms: float | None = None
 
 
 def build(choice: TrialChoice, num_classes: int, in_chans: int) -> nn.Module:
@@ -103,15 +126,76 @@ def build(choice: TrialChoice, num_classes: int, in_chans: int) -> nn.Module:
     )
 
 
-def latency_ms(model: nn.Module, size: tuple[int, int, int], budget: Budget) -> float:
-    """Median batch-1 latency of ``model`` in ``budget.runtime`` on this machine."""
+#: Random images that set an int8 file's activation ranges (ranges move latency and size
+#: by nothing measurable; accuracy is the trial's, trained and scored in PyTorch)
+CALIBRATION_IMAGES = 8
+FILE_NAMES = {"litert": "model.tflite", "onnxruntime": "model.onnx", "executorch": "model.pte"}
+
+
+def deploy_file(model: nn.Module, x: torch.Tensor, budget: Budget, folder: Path) -> Path:
+    """Write the file ``budget.runtime`` runs, at ``budget.precision``, for input ``x``."""
+    from pocketvision.export.executorch_export import to_pte
+    from pocketvision.export.onnx_export import to_onnx
+    from pocketvision.export.tflite_export import to_tflite
+
+    path = folder / FILE_NAMES[budget.runtime]
+    generator = torch.Generator().manual_seed(0)
+    calibration = None
+    if budget.precision == "int8":
+        calibration = torch.randn(CALIBRATION_IMAGES, *x.shape[1:], generator=generator).numpy()
+    converters: dict[str, Callable[..., Path]] = {
+        "litert": to_tflite, "onnxruntime": to_onnx, "executorch": to_pte
+    }  # fmt: skip
+    convert = converters[budget.runtime]
+    return convert(model, x, path, precision=budget.precision, calibration=calibration)
+
+
+def file_call(path: Path, x: torch.Tensor, budget: Budget) -> Callable[[], np.ndarray]:
+    """One batch-1 inference of ``x`` in the file's runtime, returning float32 logits."""
+    if budget.runtime == "litert":
+        from pocketvision.export.tflite_export import runner
+
+        run, image = runner(path, threads=budget.threads), x.numpy()
+        return lambda: run(image)
+    if budget.runtime == "onnxruntime":
+        from pocketvision.export.onnx_export import INPUT_NAME, OUTPUT_NAME, session
+
+        sess, feed = session(path, threads=budget.threads), {INPUT_NAME: x.numpy()}
+        return lambda: sess.run([OUTPUT_NAME], feed)[0]
+    from executorch.extension.pybindings import portable_lib
+
+    from pocketvision.export.executorch_export import load_method
+
+    portable_lib._unsafe_reset_threadpool(budget.threads)
+    method, inputs = load_method(path), [x.contiguous()]
+    return lambda: method.execute(inputs)[0].numpy()
+
+
+def convert_and_time(
+    model: nn.Module, size: tuple[int, int, int], budget: Budget
+) -> tuple[int, float | None]:
+    """(file bytes, batch-1 median ms) of the deploy file; the latency is None when the file
+    already breaks the size budget (it is not worth timing)."""
     calibrate_batchnorm(model, size)
-    x = torch.randn(1, *size)
+    x = torch.randn(1, *size, generator=torch.Generator().manual_seed(1))
     with tempfile.TemporaryDirectory() as tmp, captured():
-        call = RUNTIMES[budget.runtime].prepare(model, x, Path(tmp), budget.threads)
-        check_output(model, x, call())
+        path = deploy_file(model.eval(), x, budget, Path(tmp))
+        size_bytes = path.stat().st_size
+        if budget.max_size_kb is not None and size_bytes > budget.max_size_kb * 1000:
+            return size_bytes, None
+        call = file_call(path, x, budget)
+        out = call()
+        if budget.precision == "fp32":
+            check_output(model, x, out)
+        elif out.shape != (1, _classes(model, x)) or not np.isfinite(out).all():
+            raise RuntimeError(f"{path.name}: output {out.shape}, not finite logits")
         timing = time_calls(call, runs=TIMED_RUNS, budget_s=TIMING_BUDGET_S)
-    return round(timing.median_ms, 4)
+    return size_bytes, round(timing.median_ms, 4)
+
+
+def _classes(model: nn.Module, x: torch.Tensor) -> int:
+    with torch.inference_mode():
+        return int(model(x).shape[1])
 
 
 @functools.cache
@@ -127,19 +211,36 @@ def latency_floor_ms(model: nn.Module, size: tuple[int, int, int], threads: int)
     return flops / (FLOOR_PEAK_MARGIN * _peak_gflops(threads) * 1e9) * 1e3
 
 
-# latencies this process measured, by what decides them: a search's reachability check and its
-# trials, and repeated trials, time each model once
-_TIMED: dict[tuple[Any, ...], float] = {}
+# what this process measured, by what decides it (see timing_key): a search's reachability
+# check and its trials, and repeated trials, convert each model once
+_MEASURED: dict[tuple[Any, ...], Known] = {}
 
 
 def timing_key(choice: TrialChoice, num_classes: int, in_chans: int, budget: Budget) -> tuple:
-    """What a latency measurement depends on: the model, its input, the runtime and threads."""
+    """What a file's size and latency depend on: the model, its input, the runtime, the
+    precision and the threads."""
     return (choice.model, choice.width_mult, choice.img_size, num_classes, in_chans,
-            budget.runtime, budget.threads)  # fmt: skip
+            budget.runtime, budget.precision, budget.threads)  # fmt: skip
 
 
 def _kb(n: float) -> str:
     return f"{n / 1000:,.1f} KB"
+
+
+def _file_name(budget: Budget) -> str:
+    return f"the {budget.precision} {FILE_NAMES[budget.runtime].split('.')[1]} file"
+
+
+def _bounds(model: nn.Module, size: tuple[int, int, int], budget: Budget, cost: Cost) -> str:
+    """The first budget a bound shows broken without converting (see the module docstring)."""
+    if budget.max_params is not None and cost.params > budget.max_params:
+        return f"params {cost.params:,} > {budget.max_params:,}"
+    if budget.max_size_kb is not None and cost.size_bytes > budget.max_size_kb * 1000:
+        return (
+            f"size at least {_kb(cost.size_bytes)} (its weights at {budget.precision}) > "
+            f"{budget.max_size_kb:,} KB"
+        )
+    return ""
 
 
 def measure(
@@ -147,30 +248,26 @@ def measure(
     size: tuple[int, int, int],
     budget: Budget,
     timed: bool = True,
-    known_latency_ms: float | None = None,
+    known: Known | None = None,
     key: tuple | None = None,
 ) -> Cost:
-    """Params, then size, then latency (when ``timed``), stopping at the first budget broken.
+    """Params, then size, then latency, stopping at the first budget broken.
 
-    Latency is ``known_latency_ms`` when given (an earlier measurement of the same model on this
-    machine) or what this process measured for ``key`` (:func:`timing_key`); otherwise, under a
-    latency budget, the roofline floor is checked before the model is converted and timed.
+    Without ``timed`` only the bounds that need no conversion are checked (``size_bytes`` is
+    the weights' lower bound). Otherwise the deploy file is converted, counted and timed,
+    unless ``known`` (an earlier trial's numbers) or this process's measurements for ``key``
+    (:func:`timing_key`) say enough, or a bound already breaks the budget.
     """
     params = count_params(model)
     cost = Cost(params, params * BYTES_PER_PARAM[budget.precision])
-    if budget.max_params is not None and params > budget.max_params:
-        cost.broke = f"params {params:,} > {budget.max_params:,}"
+    cost.broke = _bounds(model, size, budget, cost)
+    if cost.broke or not timed:
         return cost
-    if budget.max_size_kb is not None and cost.size_bytes > budget.max_size_kb * 1000:
-        cost.broke = (
-            f"size {_kb(cost.size_bytes)} > {budget.max_size_kb:,} KB at {budget.precision}"
-        )
+    known = _merge(known, _MEASURED.get(key) if key is not None else None)
+    if known.size_bytes is None and key is not None and (wider := _narrower_over(key, budget)):
+        cost.broke = wider
         return cost
-    if not timed:
-        return cost
-    if known_latency_ms is None and key is not None:
-        known_latency_ms = _TIMED.get(key)
-    if known_latency_ms is None and budget.max_latency_ms is not None:
+    if known.latency_ms is None and budget.max_latency_ms is not None:
         floor = latency_floor_ms(model, size, budget.threads)
         if floor > budget.max_latency_ms:
             cost.broke = (
@@ -178,17 +275,49 @@ def measure(
                 f"(its MACs at {FLOOR_PEAK_MARGIN:g}x this machine's matmul peak)"
             )
             return cost
-    if known_latency_ms is not None:
-        cost.latency_ms = known_latency_ms
+    if known.size_bytes is not None and (
+        known.latency_ms is not None or _over_size(known.size_bytes, budget)
+    ):
+        size_bytes, latency = known.size_bytes, known.latency_ms
     else:
-        cost.latency_ms = latency_ms(model.eval(), size, budget)
+        size_bytes, latency = convert_and_time(model, size, budget)
         if key is not None:
-            _TIMED[key] = cost.latency_ms
-    if budget.max_latency_ms is not None and cost.latency_ms > budget.max_latency_ms:
-        cost.broke = (
-            f"latency {cost.latency_ms:.3f} ms > {budget.max_latency_ms} ms on {budget.runtime}"
-        )
+            _MEASURED[key] = Known(size_bytes, latency)
+    cost.size_bytes, cost.latency_ms, cost.converted = size_bytes, latency, True
+    if _over_size(size_bytes, budget):
+        cost.broke = f"size {_kb(size_bytes)} > {budget.max_size_kb:,} KB ({_file_name(budget)})"
+    elif latency is not None and latency > (budget.max_latency_ms or float("inf")):
+        cost.broke = f"latency {latency:.3f} ms > {budget.max_latency_ms} ms on {budget.runtime}"
     return cost
+
+
+def _narrower_over(key: tuple, budget: Budget) -> str:
+    """Why a model is over the size budget without converting it: a narrower width of it,
+    same input, runtime and precision, already made a file over the budget ("" if none)."""
+    width = key[1]
+    if width is None:
+        return ""
+    for other, found in _MEASURED.items():
+        narrower = other[0] == key[0] and other[2:] == key[2:] and (other[1] or width) < width
+        if narrower and found.size_bytes is not None and _over_size(found.size_bytes, budget):
+            return (
+                f"size over {budget.max_size_kb:,} KB: width {other[1]} already makes "
+                f"{_kb(found.size_bytes)} ({_file_name(budget)})"
+            )
+    return ""
+
+
+def _over_size(size_bytes: int, budget: Budget) -> bool:
+    return budget.max_size_kb is not None and size_bytes > budget.max_size_kb * 1000
+
+
+def _merge(first: Known | None, second: Known | None) -> Known:
+    """Each number from whichever of two measurements has it."""
+    a, b = first or Known(), second or Known()
+    return Known(
+        a.size_bytes if a.size_bytes is not None else b.size_bytes,
+        a.latency_ms if a.latency_ms is not None else b.latency_ms,
+    )
 
 
 def _smallest(
@@ -217,7 +346,7 @@ def check_reachable(space: SearchSpace, budget: Budget, num_classes: int, in_cha
     model, smallest, choice = _smallest(space, num_classes, in_chans)
     width = f" at width {smallest.width[0]}" if smallest.width else ""
     size = min(space.img_sizes)
-    timed = budget.max_latency_ms is not None
+    timed = budget.max_latency_ms is not None or budget.max_size_kb is not None
     key = timing_key(choice, num_classes, in_chans, budget)
     cost = measure(model, (in_chans, size, size), budget, timed=timed, key=key)
     if cost.broke:
@@ -230,7 +359,9 @@ def check_reachable(space: SearchSpace, budget: Budget, num_classes: int, in_cha
 def fit_widths(
     space: SearchSpace, budget: Budget, num_classes: int, in_chans: int
 ) -> tuple[SearchSpace, list[str]]:
-    """The space with each model's widths cut to those inside the params and size budgets.
+    """The space with each model's widths cut to those inside the params budget and the size
+    budget's bound (the weights alone; a file near the limit may still break it, which its
+    trial then measures).
 
     Parameters grow with the width multiplier, so the widest width that fits is found by
     bisection on the sampled grid (a few builds of a second or less each); a model that breaks

@@ -42,8 +42,9 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
         help="find the most accurate model under a size and latency budget (Optuna)",
         description=(
             "Search registered models x width x resolution x recipe with Optuna. Budgets are "
-            "checked on the built model before any training (params, size at --precision, "
-            "batch-1 latency in --runtime on this machine); feasible trials train as normal "
+            "checked on the real artefact before any training (params; the --runtime file at "
+            "--precision, its bytes and its batch-1 latency on this machine); feasible trials "
+            "train as normal "
             "run folders. Re-running the same command resumes the study up to --trials."
         ),
     )
@@ -54,13 +55,13 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
     p.add_argument("--img-size", type=int, help="fix the input side (default: what data allows)")
     p.add_argument("--max-params", type=int, help="most parameters a model may have")
     p.add_argument("--max-size-kb", type=float,
-                   help="largest weights file in KB (1000 bytes) at --precision")  # fmt: skip
+                   help="largest deploy file in KB (1000 bytes): --runtime's at --precision")  # fmt: skip
     p.add_argument("--max-latency-ms", type=float,
                    help="slowest median batch-1 latency in --runtime on this machine")  # fmt: skip
     p.add_argument("--runtime", default="onnxruntime",
                    help=f"{' | '.join(SEARCH_RUNTIMES)} (default onnxruntime)")  # fmt: skip
     p.add_argument("--precision", default="fp32",
-                   help=f"{' | '.join(BYTES_PER_PARAM)}: bytes per weight of the size budget "
+                   help=f"{' | '.join(BYTES_PER_PARAM)}: of the file sized and timed "
                    "(default fp32)")  # fmt: skip
     p.add_argument("--trials", type=int, default=20, help="the study's total (default 20)")
     p.add_argument("--epochs", type=int, default=3, help="epochs per trial (default 3)")

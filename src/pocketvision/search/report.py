@@ -16,7 +16,18 @@ from pocketvision.files import write_json
 TRIALS = "trials.json"
 SUMMARY = "summary.json"
 PARETO = "pareto.png"
-FIELDS = ("model", "kwargs", "params", "size_bytes", "latency_ms", "accuracy", "seconds")
+# converted: size_bytes and latency_ms are the deploy file's (else size_bytes is the weights'
+# lower bound of a trial refused before converting)
+FIELDS = (
+    "model",
+    "kwargs",
+    "params",
+    "size_bytes",
+    "converted",
+    "latency_ms",
+    "accuracy",
+    "seconds",
+)
 
 
 def status(trial: FrozenTrial) -> str:

@@ -1,7 +1,8 @@
 """``search(...)``: the most accurate models under a size and latency budget, on Optuna.
 
 One trial: sample a point of the space (TPE, multi-objective), build the model and check the
-budgets on it (params, then file size, then latency in the deploy runtime); an infeasible
+budgets on it (params, then the deploy file's size, then its latency in the deploy runtime,
+``budget``); an infeasible
 trial ends there as PRUNED with the number that broke the budget. A feasible one trains as a
 normal run folder (``OUT/trials/NNNN``) with :func:`pocketvision.train.train`, and its values
 are (validation accuracy, latency ms, size bytes).
@@ -107,31 +108,35 @@ def _train_config(s: _Search, choice: TrialChoice, run_dir: Path) -> Any:
     )
 
 
-def _timed_before(trial: Trial, choice: TrialChoice) -> float | None:
-    """The latency an earlier trial of the study measured for the same model on this host."""
+def _measured_before(trial: Trial, choice: TrialChoice) -> budgets.Known:
+    """What an earlier trial of the study measured for the same model: the file's size (the
+    same on any host) and its latency when timed on this host."""
     host = trial.user_attrs.get("host")
+    size, latency = None, None
     for other in trial.study.get_trials(deepcopy=False):
         attrs = other.user_attrs
+        recipe = attrs.get("recipe", {})
         if (
-            other.number != trial.number
-            and attrs.get("host") == host
-            and attrs.get("latency_ms") is not None
-            and attrs.get("recipe", {}).get("model") == choice.model
-            and attrs["recipe"].get("width_mult") == choice.width_mult
-            and attrs["recipe"].get("img_size") == choice.img_size
+            other.number == trial.number
+            or not attrs.get("converted")
+            or (recipe.get("model"), recipe.get("width_mult"), recipe.get("img_size"))
+            != (choice.model, choice.width_mult, choice.img_size)
         ):
-            return float(attrs["latency_ms"])
-    return None
+            continue
+        size = attrs["size_bytes"]
+        if attrs.get("host") == host and attrs.get("latency_ms") is not None:
+            latency = float(attrs["latency_ms"])
+    return budgets.Known(size, latency)
 
 
 def _check_budget(trial: Trial, s: _Search, choice: TrialChoice) -> budgets.Cost:
     model = budgets.build(choice, s.num_classes, s.in_chans)
     shape = (s.in_chans, choice.img_size, choice.img_size)
-    timing = budgets.timing_key(choice, s.num_classes, s.in_chans, s.budget)
-    known = _timed_before(trial, choice)
-    cost = budgets.measure(model, shape, s.budget, known_latency_ms=known, key=timing)
-    for key in ("params", "size_bytes", "latency_ms"):
-        trial.set_user_attr(key, getattr(cost, key))
+    key = budgets.timing_key(choice, s.num_classes, s.in_chans, s.budget)
+    known = _measured_before(trial, choice)
+    cost = budgets.measure(model, shape, s.budget, known=known, key=key)
+    for name in ("params", "size_bytes", "latency_ms", "converted"):
+        trial.set_user_attr(name, getattr(cost, name))
     return cost
 
 
@@ -261,10 +266,11 @@ def search(
         models: Comma-separated shell patterns of registered names (``mobilenet*,lenet5``).
         img_size: Fix the input side; None searches what the data allows.
         max_params: Most parameters a model may have.
-        max_size_kb: Largest exported weights (KB = 1000 bytes) at ``precision``.
-        max_latency_ms: Slowest batch-1 median latency in ``runtime`` on this machine.
+        max_size_kb: Largest deploy file (KB = 1000 bytes): ``runtime``'s file at
+            ``precision``, as ``pocketvision export`` writes it.
+        max_latency_ms: Slowest batch-1 median latency of that file in ``runtime`` here.
         runtime: onnxruntime, litert or executorch.
-        precision: fp32, fp16 or int8: the bytes per weight the size budget counts.
+        precision: fp32, fp16 or int8: the precision of the file sized and timed.
         trials: The study's total: a re-run adds trials until it holds this many.
         epochs: Training epochs per feasible trial.
         time_budget: Stop starting trials after this long ("30m", "2h", seconds).
