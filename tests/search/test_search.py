@@ -1,4 +1,4 @@
-"""pocketvision search: real searches on the offline digits set (LeNet-5, a MobileNetV1 that
+"""pocketvision search: real searches on the offline digits set (LeNet-5, a MobileNetV2 that
 --max-params rules out before any trial, a VGG-11 over the latency budget), ONNX Runtime
 latency, Optuna journal files and a real PostgreSQL."""
 
@@ -26,9 +26,10 @@ from pocketvision.search import search
 from pocketvision.search.study import open_storage
 
 SRC = Path(__file__).resolve().parents[2] / "src"
-# the two candidates: LeNet-5 (61,706 params at 10 classes) fits, MobileNetV1 (>= 215,498) not
+# the two candidates: LeNet-5 (61,706 params at 10 classes) fits, MobileNetV2 (>= 177,386 at
+# its narrowest searched width, 0.175) not
 QUICK = {
-    "models": "lenet5,mobilenet_v1_025",
+    "models": "lenet5,mobilenet_v2_035",
     "max_params": 100_000,
     "epochs": 1,
     "batch_size": 32,
@@ -37,7 +38,7 @@ QUICK = {
     "log": None,
 }
 CLI_QUICK = [
-    "--data", "digits", "--models", "lenet5,mobilenet_v1_025", "--max-params", "100000",
+    "--data", "digits", "--models", "lenet5,mobilenet_v2_035", "--max-params", "100000",
     "--epochs", "1", "--batch-size", "32", "--train-limit", "400",
 ]  # fmt: skip
 
@@ -67,9 +68,9 @@ def test_a_search_respects_the_budget_trains_feasible_trials_and_resumes(tmp_pat
     lines: list[str] = []
     result = search("digits", trials=3, out=out, **{**QUICK, "log": lines.append})  # type: ignore[arg-type]
     trials = _trials(out)
-    # MobileNetV1 breaks --max-params even at its narrowest: left out before any trial, so
+    # MobileNetV2 breaks --max-params even at its narrowest: left out before any trial, so
     # every one of the 3 trials asked for is a trained model
-    assert "mobilenet_v1_025: over the budget even at its narrowest; left out" in lines
+    assert "mobilenet_v2_035: over the budget even at its narrowest; left out" in lines
     assert [t["state"] for t in trials] == ["complete"] * 3
     # the console names each trial by the number trials.json and its run folder use
     assert any(line.startswith("trial 1 (2 of 3) complete") for line in lines), lines
@@ -111,17 +112,34 @@ def test_widths_are_cut_to_what_the_budget_allows() -> None:
     space = SearchSpace(candidates("mobilenet_v1_025,lenet5"), (28,), (0.01, 0.4))
     fitted, notes = fit_widths(space, Budget(max_params=400_000), 10, 1)
     (v1,) = [c for c in fitted.candidates if c.name == "mobilenet_v1_025"]
-    assert v1.width is not None and v1.width[0] == 0.25 and 0.25 < v1.width[1] < 1.0
+    # searched from half its narrowest registered width (0.25)
+    assert v1.width is not None and v1.width[0] == 0.125 and 0.25 < v1.width[1] < 1.0
 
     def params(width: float) -> int:
         return count_params(build(TrialChoice(v1.name, width, 28, 0, "", 0), 10, 1))
 
     # the widest width kept fits, the next step on the sampled grid does not
     assert params(v1.width[1]) <= 400_000 < params(round(v1.width[1] + 0.05, 3))
-    assert any(n.startswith("mobilenet_v1_025: widths 0.25-") for n in notes)
+    assert any(n.startswith("mobilenet_v1_025: widths 0.125-") for n in notes)
     # a model over the budget at any width leaves the space; no budget, no change
-    assert [c.name for c in fit_widths(space, Budget(max_params=50_000), 10, 1)[0].candidates] == []
+    assert [c.name for c in fit_widths(space, Budget(max_params=40_000), 10, 1)[0].candidates] == []
     assert fit_widths(space, Budget(max_latency_ms=1.0), 10, 1) == (space, [])
+
+
+def test_every_family_runs_at_the_narrowest_searched_width() -> None:
+    import torch
+
+    from pocketvision.search.budget import build
+    from pocketvision.search.space import TrialChoice, candidates
+
+    narrowest = [c for c in candidates("*") if c.width is not None]
+    assert len(narrowest) >= 10  # MobileNet v1-v3, EfficientNet-Lite, ShuffleNet, ...
+    for c in narrowest:
+        assert c.width is not None
+        model = build(TrialChoice(c.name, c.width[0], 28, 0, "", 0), 10, 1).eval()
+        with torch.no_grad():
+            logits = model(torch.randn(2, 1, 28, 28))
+        assert logits.shape == (2, 10) and torch.isfinite(logits).all(), c
 
 
 @pytest.mark.slow
